@@ -1,0 +1,41 @@
+"""owui-meter: what each Open WebUI user really costs on OpenRouter."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+__version__ = "0.1.0"
+
+
+def create_app(settings=None):
+    """The application factory. ``settings`` defaults to the environment's.
+
+    It opens (and migrates) the database and fills in generated secrets, but starts no threads:
+    ``owui-meter serve`` does that.
+    """
+    from flask import Flask
+
+    from . import api, errors, first_run, health, middleware
+    from . import settings as settings_module
+    from .meter import Meter
+
+    if settings is None:
+        settings = settings_module.load()
+    settings, generated = first_run.complete_secrets(settings)
+    meter = Meter(settings)
+    meter.generated = generated
+    meter.generated_password = first_run.ensure_admin(meter.db, settings)
+
+    app = Flask(__name__)
+    app.config["METER"] = meter
+    app.config["MAX_CONTENT_LENGTH"] = settings.METER_MAX_BODY_BYTES
+    # the session key is derived from JWT_SECRET, so one secret rotates both
+    app.config["SECRET_KEY"] = hmac.new(settings.JWT_SECRET.encode(), b"flask-session", hashlib.sha256).hexdigest()
+    app.json.sort_keys = False
+
+    errors.init_app(app)
+    middleware.init_app(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    return app

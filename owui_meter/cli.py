@@ -1,0 +1,181 @@
+"""The command line: ``owui-meter [serve]``, ``settings``, ``hash-password``, ``token create``, ``api-key``."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import signal
+import sys
+
+from . import __version__
+from . import settings as settings_module
+from .settings import SettingsError
+
+log = logging.getLogger("owui_meter")
+
+
+def _load_settings():
+    try:
+        return settings_module.load()
+    except SettingsError as exc:
+        print(f"owui-meter: invalid setting: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _banner(meter, url: str) -> None:
+    lines = []
+    if "API_KEY" in meter.generated:
+        lines += [
+            "Generated the plugin API key (kept in the data directory; shown this once):",
+            f"    API_KEY = {meter.settings.API_KEY}",
+            "Paste it into the owui-meter function's 'api_key' valve in Open WebUI.",
+        ]
+    if meter.generated_password:
+        lines += [
+            "Generated the dashboard password for user 'admin' (shown this once, stored hashed):",
+            f"    password = {meter.generated_password}",
+        ]
+    if lines:
+        rule = "=" * 72
+        print("\n".join([rule, *lines, rule]), flush=True)
+    print(f"owui-meter {__version__} listening on {url}", flush=True)
+
+
+def cmd_serve(args) -> int:
+    from waitress.server import create_server
+
+    from . import create_app
+
+    settings = _load_settings()
+    _setup_logging(settings.METER_LOG_LEVEL)
+    app = create_app(settings)
+    meter = app.config["METER"]
+    try:
+        server = create_server(
+            app,
+            host=settings.METER_HOST,
+            port=settings.METER_PORT,
+            threads=settings.WORKER,
+            max_request_body_size=settings.METER_MAX_BODY_BYTES,
+            ident="owui-meter",
+            clear_untrusted_proxy_headers=True,
+        )
+    except OSError as exc:
+        print(f"owui-meter: cannot listen on {settings.METER_HOST}:{settings.METER_PORT}: {exc.strerror}", file=sys.stderr)
+        meter.stop()
+        return 1
+    host = settings.METER_HOST if ":" not in settings.METER_HOST else f"[{settings.METER_HOST}]"
+    _banner(meter, f"http://{host}:{server.effective_port}")
+
+    def on_signal(signum, frame):
+        # waitress's run() catches SystemExit, lets in-flight requests finish, then returns
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    meter.start()
+    try:
+        server.run()
+    finally:
+        meter.stop()
+        log.info("stopped")
+    return 0
+
+
+def cmd_settings(args) -> int:
+    settings = _load_settings()
+    group = None
+    for setting, shown, origin in settings.describe():
+        if setting.group != group:
+            group = setting.group
+            print(f"\n[{group}]")
+        print(f"{setting.env} = {shown}    ({origin})")
+        print(f"    {setting.help}")
+    return 0
+
+
+def cmd_hash_password(args) -> int:
+    from .auth import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("owui-meter: the passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        print("owui-meter: use at least 8 characters", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
+def _meter_settings():
+    from . import first_run
+
+    settings, _ = first_run.complete_secrets(_load_settings())
+    return settings
+
+
+def cmd_token_create(args) -> int:
+    from .auth import create_token
+
+    settings = _meter_settings()
+    if args.days <= 0 or args.days > 3650:
+        print("owui-meter: --days must be between 1 and 3650", file=sys.stderr)
+        return 2
+    print(f"Admin API token '{args.name}', valid for {args.days:g} days. Send it as 'Authorization: Bearer <token>'.", file=sys.stderr)
+    print(create_token(settings.JWT_SECRET, days=args.days, name=args.name))
+    return 0
+
+
+def cmd_api_key(args) -> int:
+    print(_meter_settings().API_KEY)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="owui-meter", description="What each Open WebUI user really costs on OpenRouter.")
+    parser.add_argument("--version", action="version", version=f"owui-meter {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = commands.add_parser("serve", help="run the meter (the default)")
+    p.set_defaults(func=cmd_serve)
+
+    p = commands.add_parser("settings", help="print every setting with its help and current value (secrets masked)")
+    p.set_defaults(func=cmd_settings)
+
+    p = commands.add_parser("hash-password", help="print an argon2id hash for PASSWORD_HASH (reads stdin when not a terminal)")
+    p.set_defaults(func=cmd_hash_password)
+
+    p = commands.add_parser("token", help="admin API tokens")
+    token_commands = p.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    t = token_commands.add_parser("create", help="print a new admin API token (JWT) as the last line")
+    t.add_argument("--days", type=float, default=30, help="validity in days (default 30)")
+    t.add_argument("--name", default="admin", help="who the token is for (shown in logs and the audit trail)")
+    t.set_defaults(func=cmd_token_create)
+
+    p = commands.add_parser("api-key", help="print the plugin API key")
+    p.set_defaults(func=cmd_api_key)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", cmd_serve)
+    return func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""What the meter makes for itself on first run: the API key, the JWT secret, the admin password.
+
+Generated secrets live in ``{METER_DATA_DIR}/secrets.json`` (mode 0600) so restarts keep them. A
+setting given in the environment always wins over the stored one. The generated admin password is
+never stored, only its argon2id hash, and is shown once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+
+from . import clock
+from .auth import hash_password
+
+SECRETS_FILE = "secrets.json"
+
+
+def _secrets_path(settings) -> str:
+    return os.path.join(settings.METER_DATA_DIR, SECRETS_FILE)
+
+
+def _read_stored(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            stored = json.load(fh)
+    except FileNotFoundError:
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
+def _write_stored(path: str, stored: dict) -> None:
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(stored, fh, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    os.chmod(path, 0o600)
+
+
+def complete_secrets(settings):
+    """Settings with API_KEY and JWT_SECRET filled in; and the names generated just now."""
+    os.makedirs(settings.METER_DATA_DIR, exist_ok=True)
+    path = _secrets_path(settings)
+    stored = _read_stored(path)
+    generated, changes = [], {}
+    makers = {"API_KEY": lambda: "om_" + secrets.token_urlsafe(32), "JWT_SECRET": lambda: secrets.token_urlsafe(48)}
+    for name, make in makers.items():
+        if getattr(settings, name) is not None:
+            continue
+        if name not in stored:
+            stored[name] = make()
+            generated.append(name)
+        changes[name] = stored[name]
+    if generated:
+        _write_stored(path, stored)
+    completed = settings.replace(origin="generated", **changes) if changes else settings
+    return completed, generated
+
+
+def ensure_admin(db, settings) -> str | None:
+    """Make sure the 'admin' account exists. Returns a generated password to show once, or None.
+
+    With PASSWORD_HASH set, 'admin' takes that hash (so changing the env changes the password).
+    Without it, a first run with no admin at all generates a password.
+    """
+    with db.write() as conn:
+        if settings.PASSWORD_HASH:
+            conn.execute(
+                """INSERT INTO admins (username, password_hash, created) VALUES ('admin', ?, ?)
+                   ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash""",
+                (settings.PASSWORD_HASH, clock.now_ms()),
+            )
+            return None
+        if conn.execute("SELECT 1 FROM admins LIMIT 1").fetchall():
+            return None
+        password = secrets.token_urlsafe(15)
+        conn.execute(
+            "INSERT INTO admins (username, password_hash, created) VALUES ('admin', ?, ?)",
+            (hash_password(password), clock.now_ms()),
+        )
+        return password

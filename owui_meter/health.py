@@ -1,0 +1,27 @@
+"""GET /healthcheck for probes: a real read, a write-lock check, and what the workers report."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, current_app, jsonify
+
+from . import __version__
+
+bp = Blueprint("health", __name__)
+log = logging.getLogger("owui_meter")
+
+
+@bp.get("/healthcheck")
+def healthcheck():
+    meter = current_app.config["METER"]
+    body = {"status": "ok", "version": __version__, "db": "ok"}
+    try:
+        meter.db.query_one("SELECT count(*) AS n FROM events WHERE id = (SELECT max(id) FROM events)")
+        meter.db.can_write()
+    except Exception as exc:  # any database failure makes the meter unhealthy, with the reason
+        log.warning("healthcheck: database not usable: %s", exc)
+        return jsonify({"status": "error", "version": __version__, "db": f"error: {type(exc).__name__}: {exc}"}), 503
+    for report in meter.health:
+        body.update(report())
+    return jsonify(body)

@@ -1,0 +1,273 @@
+"""The ledger: every answer recorded once, its cost changed only through here, and usage queries.
+
+Events are append-only. The one update is a cost change (a confirmed cost replacing the inline
+figure, or an estimate); it goes through :meth:`Ledger.set_cost`, which tells the registered cost
+listeners (budget counters) the difference inside the same transaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import zoneinfo
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import clock
+from .db import Database
+
+
+@dataclass
+class UserInfo:
+    id: str
+    email: str | None = None
+    name: str | None = None
+    role: str | None = None
+
+
+@dataclass
+class NewEvent:
+    key: str
+    user: UserInfo
+    model: str
+    ts: int  # unix ms
+    source: str  # ui | api
+    base_model: str | None = None
+    chat_id: str | None = None
+    message_id: str | None = None
+    session_id: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    inline_cost_nano: int | None = None
+    generation_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Recorded:
+    event_id: int
+    duplicate: bool
+    row: dict
+
+
+# (conn, event row after the change, cost delta in nano-USD) -> None; runs inside the write.
+CostListener = Callable[[object, dict, int], None]
+# (conn, event fields) -> (cost_nano, "estimate") or None when no price is known.
+Estimator = Callable[[object, NewEvent], "int | None"]
+
+
+class Ledger:
+    def __init__(self, db: Database):
+        self.db = db
+        self.cost_listeners: list[CostListener] = []
+        self.estimator: Estimator | None = None
+
+    # --- users ------------------------------------------------------------------------------
+
+    def _upsert_user(self, conn, user: UserInfo, now: int) -> None:
+        conn.execute(
+            """
+            INSERT INTO users (id, email, name, role, first_seen, last_seen)
+            VALUES (:id, :email, :name, :role, :now, :now)
+            ON CONFLICT (id) DO UPDATE SET
+                email = coalesce(excluded.email, users.email),
+                name = coalesce(excluded.name, users.name),
+                role = coalesce(excluded.role, users.role),
+                last_seen = max(users.last_seen, excluded.last_seen)
+            """,
+            {"id": user.id, "email": user.email, "name": user.name, "role": user.role, "now": now},
+        )
+
+    def see_user(self, user: UserInfo) -> None:
+        """Record that a user is chatting (inlet). Skips the write when nothing new is known."""
+        now = clock.now_ms()
+        row = self.db.query_one("SELECT email, name, role, last_seen FROM users WHERE id = ?", (user.id,))
+        if row is not None and now - row["last_seen"] < 60_000 and all(
+            new is None or new == row[name] for name, new in (("email", user.email), ("name", user.name), ("role", user.role))
+        ):
+            return  # seen within the minute, nothing changed: spare the writer
+        with self.db.write() as conn:
+            self._upsert_user(conn, user, now)
+
+    # --- events -----------------------------------------------------------------------------
+
+    def record(self, event: NewEvent) -> Recorded:
+        """Store one answer. The same key again returns the stored event with duplicate=True."""
+        now = clock.now_ms()
+        with self.db.write() as conn:
+            existing = conn.execute("SELECT * FROM events WHERE key = ?", (event.key,)).fetchall()
+            if existing:
+                return Recorded(existing[0]["id"], True, existing[0])
+            self._upsert_user(conn, event.user, now)
+            if event.inline_cost_nano is not None:
+                cost, source = event.inline_cost_nano, "inline"
+            else:
+                estimate = self.estimator(conn, event) if self.estimator else None
+                if estimate is not None:
+                    cost, source = estimate, "estimate"
+                elif event.generation_ids:
+                    cost, source = 0, "pending"
+                else:
+                    cost, source = 0, "unpriced"
+            row = conn.execute(
+                """
+                INSERT INTO events (key, ts, received, user_id, model, base_model, chat_id,
+                    message_id, session_id, source, prompt_tokens, completion_tokens,
+                    reasoning_tokens, cached_tokens, cost_nano, cost_source, inline_cost_nano,
+                    lookup_state)
+                VALUES (:key, :ts, :received, :user_id, :model, :base_model, :chat_id,
+                    :message_id, :session_id, :source, :prompt_tokens, :completion_tokens,
+                    :reasoning_tokens, :cached_tokens, :cost_nano, :cost_source, :inline_cost_nano,
+                    :lookup_state)
+                RETURNING *
+                """,
+                {
+                    "key": event.key, "ts": event.ts, "received": now, "user_id": event.user.id,
+                    "model": event.model, "base_model": event.base_model, "chat_id": event.chat_id,
+                    "message_id": event.message_id, "session_id": event.session_id,
+                    "source": event.source, "prompt_tokens": event.prompt_tokens,
+                    "completion_tokens": event.completion_tokens,
+                    "reasoning_tokens": event.reasoning_tokens, "cached_tokens": event.cached_tokens,
+                    "cost_nano": cost, "cost_source": source,
+                    "inline_cost_nano": event.inline_cost_nano,
+                    "lookup_state": "pending" if event.generation_ids else "none",
+                },
+            ).fetchall()[0]
+            for gen_id in event.generation_ids:
+                conn.execute(
+                    "INSERT OR IGNORE INTO generations (id, event_id, created, next_try) VALUES (?, ?, ?, ?)",
+                    (gen_id, row["id"], now, now),
+                )
+            for listener in self.cost_listeners:
+                listener(conn, row, cost)
+            return Recorded(row["id"], False, row)
+
+    def set_cost(self, conn, event_id: int, cost_nano: int, cost_source: str, lookup_state: str | None = None) -> dict:
+        """Change an event's cost inside the caller's write transaction; listeners see the delta."""
+        before = conn.execute("SELECT cost_nano FROM events WHERE id = ?", (event_id,)).fetchall()[0]
+        row = conn.execute(
+            """
+            UPDATE events SET cost_nano = ?, cost_source = ?, lookup_state = coalesce(?, lookup_state)
+            WHERE id = ? RETURNING *
+            """,
+            (cost_nano, cost_source, lookup_state, event_id),
+        ).fetchall()[0]
+        delta = cost_nano - before["cost_nano"]
+        if delta:
+            for listener in self.cost_listeners:
+                listener(conn, row, delta)
+        return row
+
+    # --- queries ----------------------------------------------------------------------------
+
+    def events(self, filters: "Filters", limit: int, cursor: tuple[int, int] | None) -> tuple[list[dict], tuple[int, int] | None]:
+        """Newest first, keyset-paginated on (ts, id)."""
+        where, params = filters.sql()
+        if cursor is not None:
+            where.append("(e.ts < :cursor_ts OR (e.ts = :cursor_ts AND e.id < :cursor_id))")
+            params.update(cursor_ts=cursor[0], cursor_id=cursor[1])
+        params["limit"] = limit + 1
+        rows = self.db.query(
+            f"""
+            SELECT e.*, u.email AS user_email, u.name AS user_name,
+                   (SELECT json_group_array(g.id) FROM generations g WHERE g.event_id = e.id) AS generation_ids
+            FROM events e JOIN users u ON u.id = e.user_id
+            {"WHERE " + " AND ".join(where) if where else ""}
+            ORDER BY e.ts DESC, e.id DESC
+            LIMIT :limit
+            """,
+            params,
+        )
+        following = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            following = (rows[-1]["ts"], rows[-1]["id"])
+        return rows, following
+
+    def usage(self, filters: "Filters", group_by: str, timezone: str) -> tuple[list[dict], dict]:
+        """Totals grouped by user, model, day (in ``timezone``) or source; and the grand total."""
+        where, params = filters.sql()
+        where_sql = "WHERE " + " AND ".join(where) if where else ""
+        sums = """count(*) AS answers, coalesce(sum(e.prompt_tokens), 0) AS prompt_tokens,
+                  coalesce(sum(e.completion_tokens), 0) AS completion_tokens,
+                  coalesce(sum(e.reasoning_tokens), 0) AS reasoning_tokens,
+                  coalesce(sum(e.cost_nano), 0) AS cost_nano,
+                  coalesce(sum(CASE WHEN e.cost_source = 'generation' THEN e.cost_nano ELSE 0 END), 0) AS confirmed_cost_nano"""
+        total = self.db.query_one(f"SELECT {sums} FROM events e {where_sql}", params)
+        if group_by == "user":
+            rows = self.db.query(
+                f"""SELECT e.user_id AS key, coalesce(u.name, u.email, e.user_id) AS label, {sums}
+                    FROM events e JOIN users u ON u.id = e.user_id {where_sql}
+                    GROUP BY e.user_id ORDER BY cost_nano DESC, key""",
+                params,
+            )
+        elif group_by in ("model", "source"):
+            rows = self.db.query(
+                f"""SELECT e.{group_by} AS key, e.{group_by} AS label, {sums}
+                    FROM events e {where_sql} GROUP BY e.{group_by} ORDER BY cost_nano DESC, key""",
+                params,
+            )
+        elif group_by == "day":
+            rows = self._usage_by_day(where_sql, params, sums, timezone)
+        else:
+            raise ValueError(group_by)
+        return rows, total
+
+    def _usage_by_day(self, where_sql, params, sums, timezone) -> list[dict]:
+        # SQLite knows no time zones: sum per quarter hour (every zone's offset is a multiple
+        # of 15 minutes), then fold the quarters into local days here.
+        quarters = self.db.query(
+            f"SELECT e.ts / 900000 AS quarter, {sums} FROM events e {where_sql} GROUP BY quarter ORDER BY quarter",
+            params,
+        )
+        zone = zoneinfo.ZoneInfo(timezone)
+        days: dict[str, dict] = {}
+        for q in quarters:
+            day = dt.datetime.fromtimestamp(q["quarter"] * 900, tz=zone).date().isoformat()
+            acc = days.setdefault(day, {"key": day, "label": day} | {k: 0 for k in q if k != "quarter"})
+            for k, v in q.items():
+                if k != "quarter":
+                    acc[k] += v
+        return list(days.values())
+
+
+@dataclass
+class Filters:
+    """Filters shared by the event list and usage queries. Times are unix ms, ``end`` exclusive."""
+
+    start: int | None = None
+    end: int | None = None
+    user: str | None = None
+    model: str | None = None
+    source: str | None = None
+    cost_source: str | None = None
+
+    def sql(self) -> tuple[list[str], dict]:
+        where, params = [], {}
+        if self.start is not None:
+            where.append("e.ts >= :start")
+            params["start"] = self.start
+        if self.end is not None:
+            where.append("e.ts < :end")
+            params["end"] = self.end
+        for name in ("user", "model", "source", "cost_source"):
+            value = getattr(self, name)
+            if value is not None:
+                column = "user_id" if name == "user" else name
+                where.append(f"e.{column} = :{name}")
+                params[name] = value
+        return where, params
+
+
+def encode_cursor(cursor: tuple[int, int] | None) -> str | None:
+    if cursor is None:
+        return None
+    return base64.urlsafe_b64encode(f"{cursor[0]}:{cursor[1]}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[int, int]:
+    """Raises ValueError for anything that is not a cursor this meter made."""
+    padded = text + "=" * (-len(text) % 4)
+    ts, _, event_id = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
+    return int(ts), int(event_id)

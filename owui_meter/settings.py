@@ -1,0 +1,188 @@
+"""Every setting of the meter, declared once: env name, type, default, help.
+
+Settings come from the environment only. A secret may also come from ``NAME_FILE`` (a path, as
+Docker secrets mount them). An invalid value raises :class:`SettingsError` naming the variable;
+the CLI turns that into a message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import zoneinfo
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from .money import usd_to_nano
+
+
+class SettingsError(ValueError):
+    """A setting has a value the meter cannot use."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    kind: str  # str, int, bool, usd, url, timezone, choice
+    default: object
+    help: str
+    group: str
+    secret: bool = False
+    minimum: int | None = None
+    maximum: int | None = None
+    choices: tuple[str, ...] = ()
+
+
+def _s(env, kind, default, help, group, **kw):
+    return Setting(env, kind, default, help, group, **kw)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # --- core ---------------------------------------------------------------------------------
+    _s("METER_DATA_DIR", "str", "./data", "Directory holding meter.db and the secrets generated on first run.", "core"),
+    _s("METER_HOST", "str", "127.0.0.1", "Address to listen on (0.0.0.0 inside a container).", "core"),
+    _s("METER_PORT", "int", 45000, "TCP port to listen on.", "core", minimum=1, maximum=65535),
+    _s("WORKER", "int", 8, "Number of waitress worker threads (name kept from owui-metering).", "core", minimum=1, maximum=256),
+    _s("API_KEY", "str", None, "Bearer key the Open WebUI plugin sends. Generated and kept in the data directory when unset.", "core", secret=True),
+    _s("JWT_SECRET", "str", None, "Secret that signs admin API tokens (at least 32 characters). Generated when unset.", "core", secret=True),
+    _s("PASSWORD_HASH", "str", None, "argon2id hash of the 'admin' dashboard password (owui-meter hash-password). When unset, a password is generated on first run and printed once.", "core", secret=True),
+    _s("METER_MAX_BODY_BYTES", "int", 1048576, "Largest accepted request body in bytes; larger bodies get 413.", "core", minimum=1024),
+    _s("METER_TIMEZONE", "timezone", "UTC", "IANA time zone for days, weeks and months in charts, budgets and statements.", "core"),
+    _s("METER_LOG_LEVEL", "choice", "INFO", "Log level.", "core", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    # --- OpenRouter ---------------------------------------------------------------------------
+    _s("OPENROUTER_API_KEY", "str", None, "OpenRouter key used to confirm costs (generation lookups), sync prices and reconcile. Unset: costs stay inline or estimated.", "openrouter", secret=True),
+    _s("OPENROUTER_BASE_URL", "url", "https://openrouter.ai/api/v1", "OpenRouter API base URL (tests and proxies point it elsewhere).", "openrouter"),
+)
+
+BY_ENV = {s.env: s for s in SETTINGS}
+
+
+class Settings:
+    """Parsed settings. Attribute names are the env names: ``settings.METER_PORT``."""
+
+    def __init__(self, values: dict, origins: dict):
+        self._values = values
+        self._origins = origins
+
+    def __getattr__(self, name):
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def replace(self, origin: str = "set", **changes) -> "Settings":
+        """A copy with some values changed (tests, generated secrets)."""
+        values = dict(self._values)
+        origins = dict(self._origins)
+        for name, value in changes.items():
+            if name not in BY_ENV:
+                raise KeyError(name)
+            values[name] = value
+            origins[name] = origin
+        return Settings(values, origins)
+
+    def origin(self, name: str) -> str:
+        """Where a value came from: env, file, default, generated or set."""
+        return self._origins[name]
+
+    def describe(self) -> list[tuple[Setting, str, str]]:
+        """(setting, shown value, origin) for every setting, secrets masked."""
+        rows = []
+        for s in SETTINGS:
+            value = self._values.get(s.env)
+            if value is None:
+                shown = "(unset)"
+            elif s.secret:
+                shown = "****"
+            elif s.kind == "usd":
+                shown = str(Decimal(value) / Decimal(10**9))
+            else:
+                shown = str(value)
+            rows.append((s, shown, self._origins.get(s.env, "default")))
+        return rows
+
+
+def _parse(s: Setting, raw: str):
+    raw = raw.strip()
+    if s.kind == "str":
+        return raw
+    if s.kind == "int":
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{s.env} must be a whole number, got {raw!r}") from None
+        if s.minimum is not None and value < s.minimum:
+            raise SettingsError(f"{s.env} must be at least {s.minimum}, got {value}")
+        if s.maximum is not None and value > s.maximum:
+            raise SettingsError(f"{s.env} must be at most {s.maximum}, got {value}")
+        return value
+    if s.kind == "bool":
+        lowered = raw.lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise SettingsError(f"{s.env} must be true or false, got {raw!r}")
+    if s.kind == "usd":
+        try:
+            value = usd_to_nano(Decimal(raw))
+        except (InvalidOperation, ValueError):
+            raise SettingsError(f"{s.env} must be an amount in USD such as 1.50, got {raw!r}") from None
+        if value < 0:
+            raise SettingsError(f"{s.env} must not be negative, got {raw!r}")
+        return value
+    if s.kind == "url":
+        if not raw.startswith(("http://", "https://")):
+            raise SettingsError(f"{s.env} must be an http:// or https:// URL, got {raw!r}")
+        return raw.rstrip("/")
+    if s.kind == "timezone":
+        try:
+            zoneinfo.ZoneInfo(raw)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"{s.env} must be an IANA time zone such as Europe/Berlin, got {raw!r}") from None
+        return raw
+    if s.kind == "choice":
+        upper = raw.upper() if all(c.isupper() for c in s.choices if c.isalpha()) else raw
+        if upper not in s.choices:
+            raise SettingsError(f"{s.env} must be one of {', '.join(s.choices)}, got {raw!r}")
+        return upper
+    raise AssertionError(f"unknown setting kind {s.kind}")
+
+
+def _validate(values: dict) -> None:
+    secret = values.get("JWT_SECRET")
+    if secret is not None and len(secret) < 32:
+        raise SettingsError("JWT_SECRET must be at least 32 characters long")
+    if values.get("API_KEY") is not None and len(values["API_KEY"]) < 16:
+        raise SettingsError("API_KEY must be at least 16 characters long")
+    if values.get("PASSWORD_HASH") is not None and not values["PASSWORD_HASH"].startswith("$argon2"):
+        raise SettingsError("PASSWORD_HASH must be an argon2 hash (make one with: owui-meter hash-password)")
+
+
+def load(environ=None) -> Settings:
+    """Read every setting from ``environ`` (default ``os.environ``)."""
+    environ = os.environ if environ is None else environ
+    values, origins = {}, {}
+    for s in SETTINGS:
+        raw = environ.get(s.env)
+        origin = "env"
+        file_path = environ.get(s.env + "_FILE") if s.secret else None
+        if file_path:
+            if raw not in (None, ""):
+                raise SettingsError(f"set either {s.env} or {s.env}_FILE, not both")
+            try:
+                with open(file_path, encoding="utf-8") as fh:
+                    raw = fh.read().strip()
+            except OSError as exc:
+                raise SettingsError(f"{s.env}_FILE: cannot read {file_path}: {exc.strerror}") from None
+            origin = "file"
+        if raw is None or raw.strip() == "":
+            value = s.default
+            if s.kind == "usd" and value is not None:
+                value = usd_to_nano(Decimal(str(value)))
+            values[s.env] = value
+            origins[s.env] = "default"
+        else:
+            values[s.env] = _parse(s, raw)
+            origins[s.env] = origin
+    _validate(values)
+    return Settings(values, origins)
