@@ -135,3 +135,13 @@ class Database:
             self._readers.clear()
         with self._write_lock:
             self._writer.close()
+
+
+def get_meta(db: Database, key: str, default: str | None = None) -> str | None:
+    row = db.query_one("SELECT value FROM meta WHERE key = ?", (key,))
+    return row["value"] if row else default
+
+
+def set_meta(conn, key: str, value: str) -> None:
+    """Inside a write transaction: ``with db.write() as conn: set_meta(conn, k, v)``."""
+    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))

@@ -51,8 +51,10 @@ class Recorded:
     row: dict
 
 
-# (conn, event row after the change, cost delta in nano-USD) -> None; runs inside the write.
-CostListener = Callable[[object, dict, int], None]
+# (conn, event row after the change, cost delta in nano-USD, new) -> None; runs inside the
+# write transaction. ``new`` is True when the event was just recorded (delta = its whole cost),
+# False for a later cost change.
+CostListener = Callable[[object, dict, int, bool], None]
 # (conn, event fields) -> (cost_nano, "estimate") or None when no price is known.
 Estimator = Callable[[object, NewEvent], "int | None"]
 
@@ -140,7 +142,7 @@ class Ledger:
                     (gen_id, row["id"], now, now),
                 )
             for listener in self.cost_listeners:
-                listener(conn, row, cost)
+                listener(conn, row, cost, True)
             return Recorded(row["id"], False, row)
 
     def set_cost(self, conn, event_id: int, cost_nano: int, cost_source: str, lookup_state: str | None = None) -> dict:
@@ -156,7 +158,7 @@ class Ledger:
         delta = cost_nano - before["cost_nano"]
         if delta:
             for listener in self.cost_listeners:
-                listener(conn, row, delta)
+                listener(conn, row, delta, False)
         return row
 
     # --- queries ----------------------------------------------------------------------------

@@ -72,3 +72,36 @@ CREATE TABLE admins (
     password_hash  TEXT NOT NULL,
     created        INTEGER NOT NULL
 );
+
+-- Open WebUI groups and memberships, synced from its admin API
+CREATE TABLE groups (
+    id           TEXT PRIMARY KEY,          -- Open WebUI group id
+    name         TEXT NOT NULL,
+    description  TEXT,
+    synced       INTEGER NOT NULL           -- when the last sync saw it
+);
+
+CREATE TABLE group_members (
+    group_id  TEXT NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+    user_id   TEXT NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+) WITHOUT ROWID;
+
+CREATE INDEX group_members_user ON group_members (user_id);
+
+-- who changed what, when (budgets, top-ups, erasures, admin accounts); never personal data
+CREATE TABLE audit_log (
+    id      INTEGER PRIMARY KEY,
+    ts      INTEGER NOT NULL,
+    actor   TEXT NOT NULL,                 -- admin username, token name, or 'system'
+    action  TEXT NOT NULL,                 -- e.g. budget.create, user.erase
+    detail  TEXT NOT NULL DEFAULT '{}'     -- JSON
+);
+
+CREATE INDEX audit_log_ts ON audit_log (ts);
+
+-- small named values the meter keeps across restarts (worker state, sync status)
+CREATE TABLE meta (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);
