@@ -59,9 +59,14 @@ CostListener = Callable[[object, dict, int, bool], None]
 Estimator = Callable[[object, NewEvent], "int | None"]
 
 
+def _confirmed(cost_nano: int, cost_source: str) -> int:
+    return cost_nano if cost_source == "generation" else 0
+
+
 class Ledger:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, timezone: str = "UTC"):
         self.db = db
+        self.zone = zoneinfo.ZoneInfo(timezone)
         self.cost_listeners: list[CostListener] = []
         self.estimator: Estimator | None = None
 
@@ -91,6 +96,53 @@ class Ledger:
             return  # seen within the minute, nothing changed: spare the writer
         with self.db.write() as conn:
             self._upsert_user(conn, user, now)
+
+    # --- daily totals -----------------------------------------------------------------------
+
+    def day_of(self, ts_ms: int) -> str:
+        """The local date (METER_TIMEZONE) of a unix-ms time."""
+        return dt.datetime.fromtimestamp(ts_ms / 1000, tz=self.zone).date().isoformat()
+
+    def _add_daily(self, conn, row: dict, *, answers: int, tokens: bool, cost: int, confirmed: int) -> None:
+        conn.execute(
+            """
+            INSERT INTO usage_daily (day, user_id, model, source, answers, prompt_tokens,
+                completion_tokens, reasoning_tokens, cached_tokens, cost_nano, confirmed_cost_nano)
+            VALUES (:day, :user_id, :model, :source, :answers, :p, :c, :r, :k, :cost, :confirmed)
+            ON CONFLICT (day, user_id, model, source) DO UPDATE SET
+                answers = answers + excluded.answers,
+                prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+                completion_tokens = completion_tokens + excluded.completion_tokens,
+                reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
+                cached_tokens = cached_tokens + excluded.cached_tokens,
+                cost_nano = cost_nano + excluded.cost_nano,
+                confirmed_cost_nano = confirmed_cost_nano + excluded.confirmed_cost_nano
+            """,
+            {
+                "day": self.day_of(row["ts"]), "user_id": row["user_id"], "model": row["model"],
+                "source": row["source"], "answers": answers,
+                "p": row["prompt_tokens"] if tokens else 0, "c": row["completion_tokens"] if tokens else 0,
+                "r": row["reasoning_tokens"] if tokens else 0, "k": row["cached_tokens"] if tokens else 0,
+                "cost": cost, "confirmed": confirmed,
+            },
+        )
+
+    def rebuild_daily(self) -> int:
+        """Recompute usage_daily from the events (after a time zone change); returns events read.
+
+        Only possible while every event is still stored: once retention has pruned events, the
+        daily totals are the only record of those days and stay as they are.
+        """
+        with self.db.write() as conn:
+            if conn.execute("SELECT 1 FROM meta WHERE key = 'retention.pruned_before'").fetchall():
+                return 0
+            conn.execute("DELETE FROM usage_daily")
+            count = 0
+            for row in conn.execute("SELECT * FROM events").fetchall():
+                self._add_daily(conn, row, answers=1, tokens=True, cost=row["cost_nano"],
+                                confirmed=_confirmed(row["cost_nano"], row["cost_source"]))
+                count += 1
+            return count
 
     # --- events -----------------------------------------------------------------------------
 
@@ -136,6 +188,7 @@ class Ledger:
                     "lookup_state": "pending" if event.generation_ids else "none",
                 },
             ).fetchall()[0]
+            self._add_daily(conn, row, answers=1, tokens=True, cost=cost, confirmed=_confirmed(cost, source))
             for gen_id in event.generation_ids:
                 conn.execute(
                     "INSERT OR IGNORE INTO generations (id, event_id, created, next_try) VALUES (?, ?, ?, ?)",
@@ -147,7 +200,7 @@ class Ledger:
 
     def set_cost(self, conn, event_id: int, cost_nano: int, cost_source: str, lookup_state: str | None = None) -> dict:
         """Change an event's cost inside the caller's write transaction; listeners see the delta."""
-        before = conn.execute("SELECT cost_nano FROM events WHERE id = ?", (event_id,)).fetchall()[0]
+        before = conn.execute("SELECT cost_nano, cost_source FROM events WHERE id = ?", (event_id,)).fetchall()[0]
         row = conn.execute(
             """
             UPDATE events SET cost_nano = ?, cost_source = ?, lookup_state = coalesce(?, lookup_state)
@@ -156,6 +209,9 @@ class Ledger:
             (cost_nano, cost_source, lookup_state, event_id),
         ).fetchall()[0]
         delta = cost_nano - before["cost_nano"]
+        confirmed_delta = _confirmed(cost_nano, cost_source) - _confirmed(before["cost_nano"], before["cost_source"])
+        if delta or confirmed_delta:
+            self._add_daily(conn, row, answers=0, tokens=False, cost=delta, confirmed=confirmed_delta)
         if delta:
             for listener in self.cost_listeners:
                 listener(conn, row, delta, False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from .db import Database
+from .db import Database, get_meta, set_meta
 from .ledger import Ledger
 from .notices import answer_notice
 
@@ -25,7 +25,8 @@ class Meter:
     def __init__(self, settings):
         self.settings = settings
         self.db = Database(os.path.join(settings.METER_DATA_DIR, "meter.db"))
-        self.ledger = Ledger(self.db)
+        self.ledger = Ledger(self.db, settings.METER_TIMEZONE)
+        self._follow_timezone()
         self.workers: list = []
         self.health: list = []
         self.inlet_policy = None
@@ -33,6 +34,16 @@ class Meter:
         self.generated: list[str] = []  # names of secrets made on this start
         self.generated_password: str | None = None
         self._started = False
+
+    def _follow_timezone(self) -> None:
+        """Daily totals are kept in METER_TIMEZONE's days: rebuild them when it changes."""
+        stored = get_meta(self.db, "usage_daily.timezone")
+        if stored != self.settings.METER_TIMEZONE:
+            if stored is not None:
+                count = self.ledger.rebuild_daily()
+                log.info("time zone changed from %s to %s: daily totals rebuilt from %d events", stored, self.settings.METER_TIMEZONE, count)
+            with self.db.write() as conn:
+                set_meta(conn, "usage_daily.timezone", self.settings.METER_TIMEZONE)
 
     def start(self) -> None:
         for worker in self.workers:

@@ -105,3 +105,23 @@ CREATE TABLE meta (
     key    TEXT PRIMARY KEY,
     value  TEXT NOT NULL
 );
+
+-- per-day totals (day in METER_TIMEZONE), kept by the ledger on every record and cost change.
+-- Charts and statements read these; they outlive the events that retention prunes.
+CREATE TABLE usage_daily (
+    day                  TEXT NOT NULL,     -- YYYY-MM-DD
+    user_id              TEXT NOT NULL,
+    model                TEXT NOT NULL,
+    source               TEXT NOT NULL,
+    answers              INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens        INTEGER NOT NULL DEFAULT 0,
+    completion_tokens    INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens     INTEGER NOT NULL DEFAULT 0,
+    cached_tokens        INTEGER NOT NULL DEFAULT 0,
+    cost_nano            INTEGER NOT NULL DEFAULT 0,
+    confirmed_cost_nano  INTEGER NOT NULL DEFAULT 0,  -- the part confirmed by OpenRouter
+    PRIMARY KEY (day, user_id, model, source)
+) WITHOUT ROWID;
+
+CREATE INDEX usage_daily_user ON usage_daily (user_id, day);
+CREATE INDEX usage_daily_model ON usage_daily (model, day);
