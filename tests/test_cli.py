@@ -1,0 +1,53 @@
+"""The command line: hash-password, token create, api-key, and bad invocations."""
+
+import os
+import subprocess
+import sys
+
+import requests
+
+from conftest import API_KEY, JWT_SECRET, REPO, meter_env
+from owui_meter.auth import decode_token, verify_password
+
+
+def run(data_dir, *args, stdin="", **extra):
+    env = {**os.environ, **meter_env(data_dir, **extra), "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "owui_meter", *args], input=stdin, capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_hash_password_reads_stdin(data_dir):
+    result = run(data_dir, "hash-password", stdin="correct horse battery\n")
+    assert result.returncode == 0
+    hashed = result.stdout.strip()
+    assert hashed.startswith("$argon2id$")
+    assert verify_password(hashed, "correct horse battery")
+    assert "correct horse" not in result.stderr + result.stdout.replace(hashed, "")
+
+
+def test_hash_password_refuses_short_passwords(data_dir):
+    result = run(data_dir, "hash-password", stdin="short\n")
+    assert result.returncode == 2 and "8 characters" in result.stderr
+
+
+def test_token_create_prints_a_working_token_last(data_dir, live_meter):
+    result = run(data_dir, "token", "create", "--days", "2", "--name", "ci-bot")
+    assert result.returncode == 0
+    token = result.stdout.strip().splitlines()[-1]
+    claims = decode_token(token, JWT_SECRET)
+    assert claims["sub"] == "ci-bot"
+    assert 2 * 86400 - 60 <= claims["exp"] - claims["iat"] <= 2 * 86400
+    assert requests.get(live_meter.url + "/api/v1/events", headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code == 200
+
+
+def test_token_create_rejects_bad_days(data_dir):
+    result = run(data_dir, "token", "create", "--days", "0")
+    assert result.returncode == 2 and "--days" in result.stderr
+
+
+def test_api_key_prints_the_key(data_dir):
+    assert run(data_dir, "api-key").stdout.strip() == API_KEY
+
+
+def test_unknown_command_is_an_error(data_dir):
+    result = run(data_dir, "frobnicate")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
