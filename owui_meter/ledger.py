@@ -148,55 +148,56 @@ class Ledger:
 
     def record(self, event: NewEvent) -> Recorded:
         """Store one answer. The same key again returns the stored event with duplicate=True."""
-        now = clock.now_ms()
-        with self.db.write() as conn:
-            existing = conn.execute("SELECT * FROM events WHERE key = ?", (event.key,)).fetchall()
-            if existing:
-                return Recorded(existing[0]["id"], True, existing[0])
-            self._upsert_user(conn, event.user, now)
-            if event.inline_cost_nano is not None:
-                cost, source = event.inline_cost_nano, "inline"
+        return self.db.submit(lambda conn: self._record(conn, event, clock.now_ms()))
+
+    def _record(self, conn, event: NewEvent, now: int) -> Recorded:
+        existing = conn.execute("SELECT * FROM events WHERE key = ?", (event.key,)).fetchall()
+        if existing:
+            return Recorded(existing[0]["id"], True, existing[0])
+        self._upsert_user(conn, event.user, now)
+        if event.inline_cost_nano is not None:
+            cost, source = event.inline_cost_nano, "inline"
+        else:
+            estimate = self.estimator(conn, event) if self.estimator else None
+            if estimate is not None:
+                cost, source = estimate, "estimate"
+            elif event.generation_ids:
+                cost, source = 0, "pending"
             else:
-                estimate = self.estimator(conn, event) if self.estimator else None
-                if estimate is not None:
-                    cost, source = estimate, "estimate"
-                elif event.generation_ids:
-                    cost, source = 0, "pending"
-                else:
-                    cost, source = 0, "unpriced"
-            row = conn.execute(
-                """
-                INSERT INTO events (key, ts, received, user_id, model, base_model, chat_id,
-                    message_id, session_id, source, prompt_tokens, completion_tokens,
-                    reasoning_tokens, cached_tokens, cost_nano, cost_source, inline_cost_nano,
-                    lookup_state)
-                VALUES (:key, :ts, :received, :user_id, :model, :base_model, :chat_id,
-                    :message_id, :session_id, :source, :prompt_tokens, :completion_tokens,
-                    :reasoning_tokens, :cached_tokens, :cost_nano, :cost_source, :inline_cost_nano,
-                    :lookup_state)
-                RETURNING *
-                """,
-                {
-                    "key": event.key, "ts": event.ts, "received": now, "user_id": event.user.id,
-                    "model": event.model, "base_model": event.base_model, "chat_id": event.chat_id,
-                    "message_id": event.message_id, "session_id": event.session_id,
-                    "source": event.source, "prompt_tokens": event.prompt_tokens,
-                    "completion_tokens": event.completion_tokens,
-                    "reasoning_tokens": event.reasoning_tokens, "cached_tokens": event.cached_tokens,
-                    "cost_nano": cost, "cost_source": source,
-                    "inline_cost_nano": event.inline_cost_nano,
-                    "lookup_state": "pending" if event.generation_ids else "none",
-                },
-            ).fetchall()[0]
-            self._add_daily(conn, row, answers=1, tokens=True, cost=cost, confirmed=_confirmed(cost, source))
-            for gen_id in event.generation_ids:
-                conn.execute(
-                    "INSERT OR IGNORE INTO generations (id, event_id, created, next_try) VALUES (?, ?, ?, ?)",
-                    (gen_id, row["id"], now, now),
-                )
-            for listener in self.cost_listeners:
-                listener(conn, row, cost, True)
-            return Recorded(row["id"], False, row)
+                cost, source = 0, "unpriced"
+        row = conn.execute(
+            """
+            INSERT INTO events (key, ts, received, user_id, model, base_model, chat_id,
+                message_id, session_id, source, prompt_tokens, completion_tokens,
+                reasoning_tokens, cached_tokens, cost_nano, cost_source, inline_cost_nano,
+                lookup_state)
+            VALUES (:key, :ts, :received, :user_id, :model, :base_model, :chat_id,
+                :message_id, :session_id, :source, :prompt_tokens, :completion_tokens,
+                :reasoning_tokens, :cached_tokens, :cost_nano, :cost_source, :inline_cost_nano,
+                :lookup_state)
+            RETURNING *
+            """,
+            {
+                "key": event.key, "ts": event.ts, "received": now, "user_id": event.user.id,
+                "model": event.model, "base_model": event.base_model, "chat_id": event.chat_id,
+                "message_id": event.message_id, "session_id": event.session_id,
+                "source": event.source, "prompt_tokens": event.prompt_tokens,
+                "completion_tokens": event.completion_tokens,
+                "reasoning_tokens": event.reasoning_tokens, "cached_tokens": event.cached_tokens,
+                "cost_nano": cost, "cost_source": source,
+                "inline_cost_nano": event.inline_cost_nano,
+                "lookup_state": "pending" if event.generation_ids else "none",
+            },
+        ).fetchall()[0]
+        self._add_daily(conn, row, answers=1, tokens=True, cost=cost, confirmed=_confirmed(cost, source))
+        for gen_id in event.generation_ids:
+            conn.execute(
+                "INSERT OR IGNORE INTO generations (id, event_id, created, next_try) VALUES (?, ?, ?, ?)",
+                (gen_id, row["id"], now, now),
+            )
+        for listener in self.cost_listeners:
+            listener(conn, row, cost, True)
+        return Recorded(row["id"], False, row)
 
     def set_cost(self, conn, event_id: int, cost_nano: int, cost_source: str, lookup_state: str | None = None) -> dict:
         """Change an event's cost inside the caller's write transaction; listeners see the delta."""
