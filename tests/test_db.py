@@ -1,0 +1,104 @@
+"""The database layer: migrations, pragmas, one writer, group commit; the ledger's daily totals."""
+
+import concurrent.futures
+import threading
+
+import apsw
+import pytest
+
+from conftest import ADA, make_settings, outlet_body
+from owui_meter import create_app, db as dbmod, ingest
+
+
+def test_migrations_apply_once_and_set_user_version(tmp_path):
+    path = str(tmp_path / "m.db")
+    first = dbmod.Database(path)
+    last = dbmod.migrations()[-1][0]
+    assert first.applied_migrations == [name for _, name, _ in dbmod.migrations()]
+    assert first.query_one("PRAGMA user_version")["user_version"] == last
+    first.close()
+    again = dbmod.Database(path)
+    assert again.applied_migrations == []
+    again.close()
+
+
+def test_pragmas(meter):
+    writer = meter.db._writer
+    assert writer.execute("PRAGMA journal_mode").fetchall()[0]["journal_mode"] == "wal"
+    assert writer.execute("PRAGMA synchronous").fetchall()[0]["synchronous"] == 1  # NORMAL
+    assert writer.execute("PRAGMA foreign_keys").fetchall()[0]["foreign_keys"] == 1
+    assert meter.db.query_one("PRAGMA busy_timeout")["timeout"] >= 5000
+
+
+def test_readers_cannot_write(meter):
+    with pytest.raises(apsw.ReadOnlyError):
+        meter.db.reader().execute("INSERT INTO meta (key, value) VALUES ('x', 'y')")
+
+
+def test_group_commit_isolates_a_failing_job(meter):
+    barrier = threading.Barrier(8)
+
+    def job(i):
+        barrier.wait()
+
+        def work(conn):
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, 'v')", (f"k{i}",))
+            if i == 3:
+                raise ValueError("job 3 fails")
+            return i
+
+        return meter.db.submit(work)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(job, i) for i in range(8)]
+    outcomes = []
+    for f in futures:
+        try:
+            outcomes.append(f.result())
+        except ValueError as exc:
+            outcomes.append(str(exc))
+    assert outcomes == [0, 1, 2, "job 3 fails", 4, 5, 6, 7]
+    keys = {r["key"] for r in meter.db.query("SELECT key FROM meta WHERE key LIKE 'k%'")}
+    assert keys == {f"k{i}" for i in range(8) if i != 3}
+
+
+def test_write_rolls_back_on_error(meter):
+    with pytest.raises(RuntimeError):
+        with meter.db.write() as conn:
+            conn.execute("INSERT INTO meta (key, value) VALUES ('half', 'done')")
+            raise RuntimeError("boom")
+    assert dbmod.get_meta(meter.db, "half") is None
+
+
+def test_cost_change_moves_daily_totals_and_tells_listeners(meter):
+    seen = []
+    meter.ledger.cost_listeners.append(lambda conn, row, delta, new: seen.append((row["key"], delta, new)))
+    recorded = meter.ledger.record(ingest.parse_outlet(outlet_body(key="c1", cost=0.001)))
+    with meter.db.write() as conn:
+        meter.ledger.set_cost(conn, recorded.event_id, 1_250_000, "generation", "confirmed")
+    assert seen == [("c1", 1_000_000, True), ("c1", 250_000, False)]
+    [daily] = meter.db.query("SELECT answers, cost_nano, confirmed_cost_nano FROM usage_daily")
+    assert daily == {"answers": 1, "cost_nano": 1_250_000, "confirmed_cost_nano": 1_250_000}
+    row = meter.db.query_one("SELECT cost_nano, cost_source, inline_cost_nano, lookup_state FROM events")
+    assert row == {"cost_nano": 1_250_000, "cost_source": "generation", "inline_cost_nano": 1_000_000, "lookup_state": "confirmed"}
+
+
+def test_time_zone_change_rebuilds_daily_totals(data_dir, plugin_headers):
+    import datetime as dt
+
+    app = create_app(make_settings(data_dir))
+    ts = dt.datetime(2026, 11, 10, 23, 30, tzinfo=dt.timezone.utc).timestamp()
+    meter = app.config["METER"]
+    from owui_meter import clock
+
+    original = clock.time_fn
+    clock.time_fn = lambda: ts + 60
+    try:
+        meter.ledger.record(ingest.parse_outlet(outlet_body(key="tz", timestamp=ts, user=ADA)))
+    finally:
+        clock.time_fn = original
+    assert [r["day"] for r in meter.db.query("SELECT day FROM usage_daily")] == ["2026-11-10"]
+    meter.stop()
+    moved = create_app(make_settings(data_dir, METER_TIMEZONE="Europe/Berlin"))
+    assert [r["day"] for r in moved.config["METER"].db.query("SELECT day, answers FROM usage_daily")] == ["2026-11-11"]
+    moved.config["METER"].stop()
