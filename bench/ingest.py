@@ -107,7 +107,7 @@ def run_wrk(url: str, path: str, clients: int, seconds: int) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(WRK_SCRIPT)
     out = subprocess.run(
-        ["wrk", "-t", str(min(clients, 2)), "-c", str(clients), "-d", f"{seconds}s", "--latency", "-s", fh.name, url + path],
+        ["wrk", "-t", "1", "-c", str(clients), "-d", f"{seconds}s", "--latency", "-s", fh.name, url + path],
         capture_output=True, text=True, check=True,
     ).stdout
     line = next(l for l in out.splitlines() if l.startswith("RESULT"))

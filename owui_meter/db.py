@@ -148,14 +148,17 @@ class Database:
         conn = self._writer
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for entry in batch:
-                conn.execute("SAVEPOINT job")
-                try:
-                    entry.result = entry.job(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO job")
-                    entry.error = exc
-                conn.execute("RELEASE job")
+            if len(batch) == 1:  # alone: no savepoint needed, a failure rolls back below
+                batch[0].result = batch[0].job(conn)
+            else:
+                for entry in batch:
+                    conn.execute("SAVEPOINT job")
+                    try:
+                        entry.result = entry.job(conn)
+                    except Exception as exc:
+                        conn.execute("ROLLBACK TO job")
+                        entry.error = exc
+                    conn.execute("RELEASE job")
             conn.execute("COMMIT")
         except Exception as exc:
             if not conn.get_autocommit():
