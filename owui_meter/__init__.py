@@ -34,6 +34,22 @@ def create_app(settings=None):
     app.config["SECRET_KEY"] = hmac.new(settings.JWT_SECRET.encode(), b"flask-session", hashlib.sha256).hexdigest()
     app.json.sort_keys = False
 
+    # costs: confirmed through OpenRouter, estimated from prices, reconciled with the key's usage
+    from . import costs_api
+    from .costs import Resolver
+    from .prices import PriceSync, make_estimator
+    from .reconcile import KeySampler
+
+    meter.ledger.estimator = make_estimator()
+    meter.resolver = Resolver(meter)
+    meter.price_sync = PriceSync(meter)
+    meter.workers += [meter.resolver, meter.price_sync]
+    meter.health.append(meter.resolver.health)
+    if settings.OPENROUTER_API_KEY:
+        meter.key_sampler = KeySampler(meter)
+        meter.workers.append(meter.key_sampler)
+    app.register_blueprint(costs_api.bp)
+
     errors.init_app(app)
     middleware.init_app(app)
     app.register_blueprint(api.bp)

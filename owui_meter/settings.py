@@ -51,6 +51,16 @@ SETTINGS: tuple[Setting, ...] = (
     # --- OpenRouter ---------------------------------------------------------------------------
     _s("OPENROUTER_API_KEY", "str", None, "OpenRouter key used to confirm costs (generation lookups), sync prices and reconcile. Unset: costs stay inline or estimated.", "openrouter", secret=True),
     _s("OPENROUTER_BASE_URL", "url", "https://openrouter.ai/api/v1", "OpenRouter API base URL (tests and proxies point it elsewhere).", "openrouter"),
+    _s("OPENROUTER_TIMEOUT_SECONDS", "int", 10, "Connect and read timeout of each OpenRouter request.", "openrouter", minimum=1, maximum=300),
+    _s("METER_LOOKUP_CONCURRENCY", "int", 4, "Most generation lookups in flight at once.", "openrouter", minimum=1, maximum=64),
+    _s("METER_LOOKUP_RATE", "int", 10, "Most generation lookups started per second.", "openrouter", minimum=1, maximum=1000),
+    _s("METER_LOOKUP_FIRST_RETRY_MS", "int", 1000, "Wait before retrying a lookup OpenRouter does not know yet (404); doubles each time.", "openrouter", minimum=1),
+    _s("METER_LOOKUP_MAX_RETRY_SECONDS", "int", 900, "Longest wait between two tries of one lookup.", "openrouter", minimum=1),
+    _s("METER_LOOKUP_GIVE_UP_HOURS", "int", 24, "Stop looking up a generation this long after the answer; its inline or estimated cost stays.", "openrouter", minimum=1),
+    _s("METER_LOOKUP_PAUSE_MINUTES", "int", 10, "After OpenRouter refuses the key (401/402/403), pause lookups this long before trying again.", "openrouter", minimum=1),
+    _s("METER_PRICE_SYNC_HOURS", "int", 24, "How often to sync OpenRouter's model price list.", "openrouter", minimum=1),
+    _s("METER_KEY_SAMPLE_MINUTES", "int", 60, "How often to sample the key's running usage from OpenRouter (GET /key) for reconciliation.", "openrouter", minimum=1),
+    _s("METER_WORKER_POLL_MS", "int", 500, "How often the background workers look for due work.", "openrouter", minimum=10, maximum=60000),
 )
 
 BY_ENV = {s.env: s for s in SETTINGS}

@@ -1,0 +1,60 @@
+"""A small OpenRouter API client: generations, models, the key's usage, one-token test chats."""
+
+from __future__ import annotations
+
+import requests
+
+
+class OpenRouterError(Exception):
+    """OpenRouter answered with an error status (``status``), or could not be reached (None)."""
+
+    def __init__(self, status: int | None, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # the HTTP-date form: fall back to our own backoff
+
+
+class OpenRouter:
+    def __init__(self, base_url: str, api_key: str | None, timeout: float = 10):
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def _request(self, method: str, path: str, **kwargs) -> dict:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        try:
+            response = self.session.request(method, self.base_url + path, headers=headers, timeout=(self.timeout, self.timeout), **kwargs)
+        except requests.Timeout:
+            raise OpenRouterError(None, "OpenRouter did not answer in time") from None
+        except requests.RequestException as exc:
+            raise OpenRouterError(None, f"OpenRouter unreachable: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            try:
+                message = response.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = response.reason
+            raise OpenRouterError(response.status_code, f"OpenRouter {response.status_code}: {message}", _retry_after(response.headers.get("Retry-After")))
+        try:
+            return response.json()
+        except ValueError:
+            raise OpenRouterError(502, "OpenRouter sent something that is not JSON") from None
+
+    def generation(self, gen_id: str) -> dict:
+        return self._request("GET", "/generation", params={"id": gen_id})["data"]
+
+    def models(self) -> list[dict]:
+        return self._request("GET", "/models")["data"]
+
+    def key(self) -> dict:
+        return self._request("GET", "/key")["data"]
+
+    def chat(self, model: str, messages: list[dict], max_tokens: int = 1) -> dict:
+        return self._request("POST", "/chat/completions", json={"model": model, "messages": messages, "max_tokens": max_tokens})

@@ -1,0 +1,112 @@
+"""Reconciliation: what OpenRouter billed the key versus what the ledger attributes to users.
+
+OpenRouter's ``GET /key`` gives only running totals (all-time, and the current day/week/month).
+The meter samples the all-time total every METER_KEY_SAMPLE_MINUTES; the difference between two
+samples is what OpenRouter billed in between. A requested window is therefore widened to the
+samples around it, and the ledger is summed over that same widened span, so like is compared with
+like. Whatever OpenRouter billed that no answer accounts for (Open WebUI's title, tag and
+follow-up generations, other apps on the key) is the unattributed remainder.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from . import clock
+from .clock import ms_to_iso
+from .money import usd_to_nano
+from .openrouter import OpenRouter, OpenRouterError
+from .workers import Worker
+
+log = logging.getLogger("owui_meter.reconcile")
+
+
+class KeySampler:
+    """Samples OpenRouter's running usage of the key into ``key_usage``."""
+
+    def __init__(self, meter):
+        self.meter = meter
+        s = meter.settings
+        self.client = OpenRouter(s.OPENROUTER_BASE_URL, s.OPENROUTER_API_KEY, s.OPENROUTER_TIMEOUT_SECONDS)
+        self.worker = Worker(self.step, "key-sampler")
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        self.worker.start()
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+    def step(self) -> float:
+        try:
+            self.sample()
+        except OpenRouterError as exc:
+            self.last_error = str(exc)
+            log.warning("sampling the key's usage failed: %s", exc)
+        return self.meter.settings.METER_KEY_SAMPLE_MINUTES * 60
+
+    def sample(self) -> dict:
+        data = self.client.key()
+
+        def nano(name):
+            value = data.get(name)
+            return usd_to_nano(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+        row = {"ts": clock.now_ms(), "usage": nano("usage") or 0, "daily": nano("usage_daily"), "weekly": nano("usage_weekly"), "monthly": nano("usage_monthly")}
+        with self.meter.db.write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO key_usage (ts, usage_nano, daily_nano, weekly_nano, monthly_nano) VALUES (:ts, :usage, :daily, :weekly, :monthly)",
+                row,
+            )
+        self.last_error = None
+        return row
+
+
+def _ledger_totals(db, start: int, end: int) -> dict:
+    return db.query_one(
+        """SELECT coalesce(sum(cost_nano), 0) AS total,
+                  coalesce(sum(CASE WHEN cost_source = 'generation' THEN cost_nano ELSE 0 END), 0) AS confirmed
+           FROM events WHERE ts >= ? AND ts < ?""",
+        (start, end),
+    )
+
+
+def reconcile(meter, start_ms: int, end_ms: int) -> dict:
+    """Compare the ledger with OpenRouter's own usage for a window (unix ms, end exclusive)."""
+    db = meter.db
+    before = db.query_one("SELECT ts, usage_nano FROM key_usage WHERE ts <= ? ORDER BY ts DESC LIMIT 1", (start_ms,))
+    after = db.query_one("SELECT ts, usage_nano FROM key_usage WHERE ts >= ? ORDER BY ts LIMIT 1", (end_ms,))
+    if after is None:  # the window reaches past the newest sample: use the newest one
+        after = db.query_one("SELECT ts, usage_nano FROM key_usage WHERE ts > ? ORDER BY ts DESC LIMIT 1", (start_ms,))
+    result = {
+        "from": ms_to_iso(start_ms),
+        "to": ms_to_iso(end_ms),
+        "openrouter_nano": None,
+        "unattributed_nano": None,
+    }
+    if before is None or after is None:
+        ledger = _ledger_totals(db, start_ms, end_ms)
+        result.update(
+            ledger_nano=ledger["total"],
+            confirmed_nano=ledger["confirmed"],
+            compared_from=None,
+            compared_to=None,
+            precision="OpenRouter's figure is unknown for this window: the meter has no sample of the key's usage "
+            + ("from before its start." if before is None else "from after its start.")
+            + " Samples are taken every METER_KEY_SAMPLE_MINUTES while OPENROUTER_API_KEY is set.",
+        )
+        return result
+    ledger = _ledger_totals(db, before["ts"], after["ts"])
+    openrouter = after["usage_nano"] - before["usage_nano"]
+    result.update(
+        ledger_nano=ledger["total"],
+        confirmed_nano=ledger["confirmed"],
+        openrouter_nano=openrouter,
+        unattributed_nano=openrouter - ledger["total"],
+        compared_from=ms_to_iso(before["ts"]),
+        compared_to=ms_to_iso(after["ts"]),
+        precision=f"Compared between the key-usage samples at {ms_to_iso(before['ts'])} and {ms_to_iso(after['ts'])} "
+        "(OpenRouter gives running totals only, so the window is widened to the nearest samples; "
+        "answers billed across a sample time can fall on either side).",
+    )
+    return result

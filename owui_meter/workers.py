@@ -1,0 +1,55 @@
+"""Background workers: a daemon thread that runs a step now and then until stopped."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+log = logging.getLogger("owui_meter")
+
+
+class Worker:
+    """Calls ``step()`` in a daemon thread; ``step`` returns seconds until it wants to run again.
+
+    ``wake()`` runs it early (e.g. when new work arrives); ``stop()`` ends it and waits.
+    A failing step is logged and retried later: a worker never dies of one bad step.
+    """
+
+    name = "worker"
+
+    def __init__(self, step, name: str | None = None, error_delay: float = 30.0):
+        self._step = step
+        self.name = name or self.name
+        self._error_delay = error_delay
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"owui-meter-{self.name}", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                delay = self._step()
+            except Exception:
+                log.exception("%s: step failed; trying again in %.0f s", self.name, self._error_delay)
+                delay = self._error_delay
+            self._wake.wait(max(0.0, delay))
+            self._wake.clear()
