@@ -91,7 +91,46 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _default_text(setting) -> str:
+    if setting.env in ("API_KEY", "JWT_SECRET"):
+        return "generated"
+    if setting.env == "PASSWORD_HASH":
+        return "generated password"
+    if setting.default is None:
+        return "unset"
+    return str(setting.default)
+
+
+def settings_markdown() -> str:
+    """The README's settings table."""
+    rows = ["| env | default | meaning |", "|---|---|---|"]
+    for s in settings_module.SETTINGS:
+        default = _default_text(s)
+        rows.append(f"| `{s.env}` | {default if default in ('generated', 'generated password', 'unset') else f'`{default}`'} | {s.help} |")
+    return "\n".join(rows)
+
+
+def settings_env_example() -> str:
+    """meter.env.example: every setting, grouped, with its help and default (commented out)."""
+    lines = ["# owui-meter settings. Uncomment and change what you need.", "# Secrets can also come from NAME_FILE (e.g. API_KEY_FILE=/run/secrets/api_key)."]
+    group = None
+    for s in settings_module.SETTINGS:
+        if s.group != group:
+            group = s.group
+            lines += ["", f"# === {group} ==="]
+        lines.append(f"# {s.help}")
+        default = "" if s.default is None else str(s.default)
+        lines.append(f"# {s.env}={default}")
+    return "\n".join(lines) + "\n"
+
+
 def cmd_settings(args) -> int:
+    if args.format == "markdown":
+        print(settings_markdown())
+        return 0
+    if args.format == "env":
+        print(settings_env_example(), end="")
+        return 0
     settings = _load_settings()
     group = None
     for setting, shown, origin in settings.describe():
@@ -153,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = commands.add_parser("settings", help="print every setting with its help and current value (secrets masked)")
+    p.add_argument("--format", choices=("current", "markdown", "env"), default="current",
+                   help="current values (default), the README table, or meter.env.example")
     p.set_defaults(func=cmd_settings)
 
     p = commands.add_parser("hash-password", help="print an argon2id hash for PASSWORD_HASH (reads stdin when not a terminal)")
