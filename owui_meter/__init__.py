@@ -50,6 +50,32 @@ def create_app(settings=None):
         meter.workers.append(meter.key_sampler)
     app.register_blueprint(costs_api.bp)
 
+    # budgets and balances: spend counters, the inlet decision, the notice, Open WebUI's groups
+    from . import budgets_api, templating
+    from .alerts import Alerts
+    from .budgets import Budgets
+    from .notices import budget_notice
+    from .owui_sync import OpenWebUISync
+
+    meter.budgets = Budgets(meter)
+    meter.ledger.cost_listeners.append(meter.budgets.on_cost)
+    meter.inlet_policy = meter.budgets.inlet_policy
+
+    def outlet_notice(row, lang):
+        query = meter.db.query
+        states = meter.budgets.states(query, row["user_id"])
+        return budget_notice(row, lang, states, meter.budgets.balance(query, row["user_id"]), budgets_api.self_link(row["user_id"]))
+
+    meter.outlet_notice = outlet_notice
+    if settings.METER_ALERT_WEBHOOK_URL:
+        meter.budgets.alerts = Alerts(meter)
+        meter.workers.append(meter.budgets.alerts)
+    meter.owui_sync = OpenWebUISync(meter)
+    meter.workers.append(meter.owui_sync)
+    meter.health.append(meter.owui_sync.health)
+    app.register_blueprint(budgets_api.bp)
+    templating.init_app(app, settings.METER_TIMEZONE)
+
     errors.init_app(app)
     middleware.init_app(app)
     app.register_blueprint(api.bp)

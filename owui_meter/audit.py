@@ -7,11 +7,11 @@ import json
 from . import clock
 
 
-def record(conn, actor: str, action: str, **detail) -> None:
+def record(conn, actor: str, action: str, detail: dict | None = None) -> None:
     """Add an entry inside the caller's write transaction, so it commits with the change."""
     conn.execute(
         "INSERT INTO audit_log (ts, actor, action, detail) VALUES (?, ?, ?, ?)",
-        (clock.now_ms(), actor, action, json.dumps(detail, sort_keys=True, default=str)),
+        (clock.now_ms(), actor, action, json.dumps(detail or {}, sort_keys=True, default=str)),
     )
 
 

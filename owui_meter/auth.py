@@ -50,12 +50,12 @@ def require_plugin_key(view):
     return wrapper
 
 
-def create_token(secret: str, *, days: float = 30, name: str = "admin") -> str:
-    """An admin API token (JWT) that expires after ``days``."""
+def create_token(secret: str, *, days: float = 30, name: str = "admin", scope: str = ADMIN_SCOPE) -> str:
+    """A signed token (JWT) for ``scope`` (admin API, or a user's own page) that expires after ``days``."""
     now = int(clock.now())
     claims = {
         "sub": name,
-        "scope": ADMIN_SCOPE,
+        "scope": scope,
         "iat": now,
         "exp": now + int(days * 86400),
         "jti": uuid.uuid4().hex,

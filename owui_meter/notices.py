@@ -27,3 +27,34 @@ def answer_notice(row: dict, lang: str = "en") -> str:
             cost = "≈" + cost
     tokens = TOKENS[lang].format(i=f"{row['prompt_tokens']:,}", o=f"{row['completion_tokens']:,}")
     return f"{cost} · {tokens}"
+
+
+LEFT = {"en": "{a} left {w}", "de": "{a} übrig {w}", "fr": "{a} restants {w}", "es": "quedan {a} {w}", "zh": "{w}剩余 {a}"}
+WHEN = {
+    "en": {"day": "today", "week": "this week", "month": "this month", "none": "in total"},
+    "de": {"day": "heute", "week": "diese Woche", "month": "diesen Monat", "none": "insgesamt"},
+    "fr": {"day": "aujourd'hui", "week": "cette semaine", "month": "ce mois-ci", "none": "au total"},
+    "es": {"day": "hoy", "week": "esta semana", "month": "este mes", "none": "en total"},
+    "zh": {"day": "今天", "week": "本周", "month": "本月", "none": "总计"},
+}
+WARN = {"en": "⚠ {p}% of your budget used", "de": "⚠ {p} % Ihres Budgets verbraucht", "fr": "⚠ {p} % de votre budget utilisé", "es": "⚠ {p} % de tu presupuesto usado", "zh": "⚠ 预算已用 {p}%"}
+BALANCE = {"en": "balance {a}", "de": "Guthaben {a}", "fr": "solde {a}", "es": "saldo {a}", "zh": "余额 {a}"}
+
+
+def budget_notice(row: dict, lang: str, states: list, balance: int | None, link: str | None) -> str:
+    """The answer's line, then what is left of the tightest personal budget, a warning at its
+    threshold, the balance, and the link to the user's own page. Shared budgets are left out:
+    what is left of them would tell a user what others spent."""
+    lang = language(lang)
+    parts = [answer_notice(row, lang)]
+    personal = [s for s in states if not s.shared]
+    if personal:
+        tightest = min(personal, key=lambda s: s.remaining)
+        parts.append(LEFT[lang].format(a=format_usd(max(tightest.remaining, 0), 2), w=WHEN[lang][tightest.budget["period"]]))
+        if tightest.percent >= tightest.budget["warn_percent"]:
+            parts.append(WARN[lang].format(p=min(int(tightest.percent), 999)))
+    if balance is not None:
+        parts.append(BALANCE[lang].format(a=format_usd(balance, 2)))
+    if link:
+        parts.append(link)
+    return " · ".join(parts)

@@ -184,7 +184,7 @@ def set_admin_price(meter, model: str, price: dict, actor: str) -> dict:
                    cache_read_pico = excluded.cache_read_pico, request_pico = excluded.request_pico, updated = excluded.updated""",
             {"model": model, "now": clock.now_ms(), **price},
         )
-        audit.record(conn, actor, "price.set", model=model, **price)
+        audit.record(conn, actor, "price.set", {"model": model, **price})
         return conn.execute("SELECT * FROM prices WHERE model = ? AND source = 'admin'", (model,)).fetchall()[0]
 
 
@@ -192,5 +192,5 @@ def delete_admin_price(meter, model: str, actor: str) -> bool:
     with meter.db.write() as conn:
         gone = conn.execute("DELETE FROM prices WHERE model = ? AND source = 'admin' RETURNING model", (model,)).fetchall()
         if gone:
-            audit.record(conn, actor, "price.delete", model=model)
+            audit.record(conn, actor, "price.delete", {"model": model})
         return bool(gone)

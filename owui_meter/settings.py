@@ -61,6 +61,16 @@ SETTINGS: tuple[Setting, ...] = (
     _s("METER_PRICE_SYNC_HOURS", "int", 24, "How often to sync OpenRouter's model price list.", "openrouter", minimum=1),
     _s("METER_KEY_SAMPLE_MINUTES", "int", 60, "How often to sample the key's running usage from OpenRouter (GET /key) for reconciliation.", "openrouter", minimum=1),
     _s("METER_WORKER_POLL_MS", "int", 500, "How often the background workers look for due work.", "openrouter", minimum=10, maximum=60000),
+    # --- budgets and balances -------------------------------------------------------------------
+    _s("METER_BLOCK_MESSAGE", "str", "You have used {spent} of your {limit} {period} budget. It renews on {renews}.", "Message a blocked user sees; placeholders {spent}, {limit}, {period}, {renews}.", "budgets"),
+    _s("METER_BUDGET_RESERVE_USD", "usd", "0", "Block when less than this is left of a budget, to cap the overshoot of answers already under way.", "budgets"),
+    _s("METER_BALANCES_ENABLED", "bool", False, "Prepaid balances: a user at or below zero is blocked.", "budgets"),
+    _s("METER_INITIAL_BALANCE", "usd", "0", "Credit a new user starts with when balances are enabled.", "budgets"),
+    _s("METER_PUBLIC_URL", "url", None, "The meter's address as users reach it; when set, each answer's line links to the user's own usage page.", "budgets"),
+    _s("METER_ALERT_WEBHOOK_URL", "url", None, "Slack-compatible webhook told when a user crosses a warning threshold or is blocked (once per budget and period).", "budgets"),
+    _s("OPENWEBUI_URL", "url", None, "Open WebUI's address, to sync users, groups and memberships from its admin API.", "budgets"),
+    _s("OPENWEBUI_API_KEY", "str", None, "An Open WebUI admin API key for that sync.", "budgets", secret=True),
+    _s("METER_OWUI_SYNC_MINUTES", "int", 15, "How often to sync users and groups from Open WebUI.", "budgets", minimum=1),
 )
 
 BY_ENV = {s.env: s for s in SETTINGS}

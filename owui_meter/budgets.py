@@ -1,0 +1,202 @@
+"""Budgets and balances: the inlet decision, running spend counters, what is left for a user.
+
+The rules (README "Budgets and balances" has a worked example):
+
+- A budget has a scope (one user, one group, or everyone), a calendar period in METER_TIMEZONE
+  (day, week from Monday, month; or none: a one-off allowance), a limit, a warning threshold and
+  an action (block, or warn only).
+- Group and everyone budgets are per member (each member gets the amount) or shared (the group,
+  or the whole team, together).
+- A budget set on a user replaces the per-member allowances (of groups and of everyone) for that
+  user. Every other applicable budget must still have room: the strictest wins.
+- With balances on, a user whose prepaid balance is at or below zero is blocked too.
+
+Spend is counted per user and period by a ledger cost listener, so the check at inlet reads a
+handful of rows, never the ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from dataclasses import dataclass
+
+from . import clock
+from .money import format_usd
+
+PERIODS = ("day", "week", "month", "none")
+PERIOD_WORDS = {
+    "en": {"day": "daily", "week": "weekly", "month": "monthly", "none": "total"},
+    "de": {"day": "Tages-", "week": "Wochen-", "month": "Monats-", "none": "Gesamt-"},
+    "fr": {"day": "quotidien", "week": "hebdomadaire", "month": "mensuel", "none": "total"},
+    "es": {"day": "diario", "week": "semanal", "month": "mensual", "none": "total"},
+    "zh": {"day": "每日", "week": "每周", "month": "每月", "none": "总"},
+}
+
+
+def period_start(period: str, day: dt.date) -> tuple[str, dt.date | None]:
+    """The period's key (its first day, or 'all') and the day it renews."""
+    if period == "day":
+        return day.isoformat(), day + dt.timedelta(days=1)
+    if period == "week":
+        monday = day - dt.timedelta(days=day.weekday())
+        return monday.isoformat(), monday + dt.timedelta(days=7)
+    if period == "month":
+        first = day.replace(day=1)
+        following = (first + dt.timedelta(days=32)).replace(day=1)
+        return first.isoformat(), following
+    return "all", None
+
+
+@dataclass
+class BudgetState:
+    budget: dict
+    spent: int
+    start: str
+    renews: dt.date | None
+
+    @property
+    def limit(self) -> int:
+        return self.budget["limit_nano"]
+
+    @property
+    def remaining(self) -> int:
+        return self.limit - self.spent
+
+    @property
+    def shared(self) -> bool:
+        return self.budget["scope"] != "user" and self.budget["group_mode"] == "shared"
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.spent / self.limit if self.limit else 100.0
+
+    def json(self) -> dict:
+        from .money import nano_to_usd
+
+        return {
+            "budget_id": self.budget["id"], "scope": self.budget["scope"], "scope_id": self.budget["scope_id"],
+            "period": self.budget["period"], "action": self.budget["action"], "shared": self.shared,
+            "limit_usd": nano_to_usd(self.limit), "spent_usd": nano_to_usd(self.spent),
+            "remaining_usd": nano_to_usd(self.remaining), "percent": round(self.percent, 1),
+            "warn_percent": self.budget["warn_percent"], "period_start": self.start,
+            "renews": self.renews.isoformat() if self.renews else None,
+        }
+
+
+class Budgets:
+    def __init__(self, meter):
+        self.meter = meter
+        self.zone = zoneinfo.ZoneInfo(meter.settings.METER_TIMEZONE)
+        self.alerts = None  # set when METER_ALERT_WEBHOOK_URL is: see alerts.py
+
+    def local_day(self, ts_ms: int) -> dt.date:
+        return dt.datetime.fromtimestamp(ts_ms / 1000, tz=self.zone).date()
+
+    # --- counters (ledger cost listener) ---------------------------------------------------------
+
+    def on_cost(self, conn, row: dict, delta: int, new: bool) -> None:
+        if not delta:
+            return
+        day = self.local_day(row["ts"])
+        for period in PERIODS:
+            start, _ = period_start(period, day)
+            conn.execute(
+                """INSERT INTO spend (user_id, period, start, cost_nano) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (user_id, period, start) DO UPDATE SET cost_nano = cost_nano + excluded.cost_nano""",
+                (row["user_id"], period, start, delta),
+            )
+        conn.execute("UPDATE balances SET spent_nano = spent_nano + ? WHERE user_id = ? AND since <= ?", (delta, row["user_id"], row["ts"]))
+        if self.alerts is not None:
+            self.alerts.check(conn, row["user_id"], self.states(_rows(conn), row["user_id"], row["ts"]))
+
+    # --- what applies to a user --------------------------------------------------------------------
+
+    def states(self, query, user_id: str, at_ms: int | None = None) -> list[BudgetState]:
+        """Every budget that applies to the user, with what is spent of it in its current period."""
+        at_ms = clock.now_ms() if at_ms is None else at_ms
+        groups = [r["group_id"] for r in query("SELECT group_id FROM group_members WHERE user_id = ?", (user_id,))]
+        marks = ",".join("?" * len(groups))
+        budgets = query(
+            f"""SELECT * FROM budgets WHERE (scope = 'user' AND scope_id = ?) OR scope = 'all'
+                {f"OR (scope = 'group' AND scope_id IN ({marks}))" if groups else ""} ORDER BY id""",
+            (user_id, *groups),
+        )
+        if any(b["scope"] == "user" for b in budgets):  # the user's own budget replaces allowances
+            budgets = [b for b in budgets if b["scope"] == "user" or b["group_mode"] == "shared"]
+        day = self.local_day(at_ms)
+        states = []
+        for budget in budgets:
+            start, renews = period_start(budget["period"], day)
+            if budget["scope"] == "user" or budget["group_mode"] == "per_member":
+                row = query("SELECT cost_nano FROM spend WHERE user_id = ? AND period = ? AND start = ?", (user_id, budget["period"], start))
+            elif budget["scope"] == "group":
+                row = query(
+                    """SELECT coalesce(sum(s.cost_nano), 0) AS cost_nano FROM group_members m
+                       JOIN spend s ON s.user_id = m.user_id AND s.period = ? AND s.start = ? WHERE m.group_id = ?""",
+                    (budget["period"], start, budget["scope_id"]),
+                )
+            else:
+                row = query("SELECT coalesce(sum(cost_nano), 0) AS cost_nano FROM spend WHERE period = ? AND start = ?", (budget["period"], start))
+            states.append(BudgetState(budget, row[0]["cost_nano"] if row else 0, start, renews))
+        return states
+
+    def balance(self, query, user_id: str) -> int | None:
+        """Credit left in nano-USD, or None when the user has no balance."""
+        row = query(
+            """SELECT b.spent_nano, (SELECT coalesce(sum(amount_nano), 0) FROM balance_entries e WHERE e.user_id = b.user_id) AS credit
+               FROM balances b WHERE b.user_id = ?""",
+            (user_id,),
+        )
+        return row[0]["credit"] - row[0]["spent_nano"] if row else None
+
+    def ensure_balance(self, user_id: str) -> None:
+        """With balances on, a user seen for the first time starts with METER_INITIAL_BALANCE."""
+        if self.meter.db.query_one("SELECT 1 AS x FROM balances WHERE user_id = ?", (user_id,)):
+            return
+        with self.meter.db.write() as conn:
+            open_balance(conn, user_id, self.meter.settings.METER_INITIAL_BALANCE, "system", "initial balance")
+
+    # --- inlet ---------------------------------------------------------------------------------------
+
+    def inlet_policy(self, parsed: dict) -> tuple[bool, str | None]:
+        """(allow, message). The message names only the user's own figures."""
+        settings = self.meter.settings
+        user_id = parsed["user"].id
+        query = self.meter.db.query
+        blocking = [s for s in self.states(query, user_id) if s.budget["action"] == "block" and s.remaining <= settings.METER_BUDGET_RESERVE_USD]
+        if blocking:
+            # of several exhausted budgets, name the one that keeps the user out longest
+            worst = max(blocking, key=lambda s: s.renews or dt.date.max)
+            return False, self.block_message(worst)
+        if settings.METER_BALANCES_ENABLED:
+            self.ensure_balance(user_id)
+            left = self.balance(query, user_id)
+            if left is not None and left <= 0:
+                return False, f"Your prepaid balance is used up ({format_usd(left, 2)} left). Please ask your administrator for a top-up."
+        return True, None
+
+    def block_message(self, state: BudgetState) -> str:
+        renews = f"{state.renews.day} {state.renews.strftime('%B')}" if state.renews else "never (it is a one-off allowance)"
+        if state.shared:
+            whose = "your group's" if state.budget["scope"] == "group" else "the team's"
+            when = f" It renews on {renews}." if state.renews else ""
+            return f"{whose[0].upper()}{whose[1:]} {PERIOD_WORDS['en'][state.budget['period']]} budget of {format_usd(state.limit, 2)} is used up.{when}"
+        return self.meter.settings.METER_BLOCK_MESSAGE.format(
+            spent=format_usd(state.spent, 2), limit=format_usd(state.limit, 2),
+            period=PERIOD_WORDS["en"][state.budget["period"]], renews=renews,
+        )
+
+
+def _rows(conn):
+    return lambda sql, params=(): conn.execute(sql, params).fetchall()
+
+
+def open_balance(conn, user_id: str, amount_nano: int, actor: str, note: str) -> None:
+    """Start a user's balance (if not started) and credit it; inside a write transaction."""
+    conn.execute("INSERT OR IGNORE INTO balances (user_id, since) VALUES (?, ?)", (user_id, clock.now_ms()))
+    if amount_nano:
+        conn.execute(
+            "INSERT INTO balance_entries (user_id, ts, amount_nano, actor, note) VALUES (?, ?, ?, ?, ?)",
+            (user_id, clock.now_ms(), amount_nano, actor, note),
+        )

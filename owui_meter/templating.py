@@ -1,0 +1,34 @@
+"""Jinja filters for people: $12.34, 1.2 M tokens, dates in METER_TIMEZONE."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from .money import format_usd
+
+
+def human_count(n: int | None) -> str:
+    if n is None:
+        return "–"
+    for limit, suffix in ((1_000_000_000, " B"), (1_000_000, " M"), (10_000, " k")):
+        if abs(n) >= limit:
+            return f"{n / limit:.1f}{suffix}".replace(".0 ", " ")
+    return f"{n:,}"
+
+
+def init_app(app, timezone: str) -> None:
+    zone = zoneinfo.ZoneInfo(timezone)
+
+    def local_time(value, fmt="%Y-%m-%d %H:%M") -> str:
+        if value is None:
+            return "–"
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        elif isinstance(value, (int, float)):
+            value = dt.datetime.fromtimestamp(value / 1000, tz=dt.timezone.utc)
+        return value.astimezone(zone).strftime(fmt)
+
+    app.jinja_env.filters["usd"] = format_usd
+    app.jinja_env.filters["count"] = human_count
+    app.jinja_env.filters["local_time"] = local_time
