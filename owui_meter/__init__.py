@@ -76,6 +76,17 @@ def create_app(settings=None):
     app.register_blueprint(budgets_api.bp)
     templating.init_app(app, settings.METER_TIMEZONE)
 
+    # operations: backups, retention, metrics, erasure
+    from . import metrics, operations_api
+    from .backup import DailyBackups
+    from .retention import Retention
+
+    meter.workers.append(Retention(meter))
+    if settings.METER_BACKUP_KEEP:
+        meter.workers.append(DailyBackups(meter))
+    app.register_blueprint(operations_api.bp)
+    metrics.init_app(app, meter)
+
     errors.init_app(app)
     middleware.init_app(app)
     app.register_blueprint(api.bp)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import signal
 import sys
 
@@ -55,8 +56,16 @@ def cmd_serve(args) -> int:
 
     from . import create_app
 
+    from .backup import BackupError, hold_run_lock
+
     settings = _load_settings()
     _setup_logging(settings.METER_LOG_LEVEL)
+    os.makedirs(settings.METER_DATA_DIR, exist_ok=True)
+    try:
+        run_lock = hold_run_lock(settings.METER_DATA_DIR)  # restore refuses while this is held
+    except BackupError as exc:
+        print(f"owui-meter: {exc}", file=sys.stderr)
+        return 1
     app = create_app(settings)
     meter = app.config["METER"]
     try:
@@ -87,6 +96,7 @@ def cmd_serve(args) -> int:
         server.run()
     finally:
         meter.stop()
+        run_lock.close()
         log.info("stopped")
     return 0
 
@@ -183,6 +193,74 @@ def cmd_api_key(args) -> int:
     return 0
 
 
+def _open_meter():
+    from . import create_app
+
+    return create_app(_load_settings()).config["METER"]
+
+
+def cmd_backup(args) -> int:
+    from .backup import BackupError, backup
+
+    settings = _load_settings()
+    db_path = os.path.join(settings.METER_DATA_DIR, "meter.db")
+    if not os.path.exists(db_path):
+        print(f"owui-meter: no database at {db_path}", file=sys.stderr)
+        return 1
+    dest = args.path or os.path.join(settings.METER_DATA_DIR, "backups")
+    os.makedirs(dest if not args.path else os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    try:
+        print(backup(db_path, dest))
+    except BackupError as exc:
+        print(f"owui-meter: backup failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from .backup import BackupError, restore
+
+    settings = _load_settings()
+    try:
+        kept = restore(settings.METER_DATA_DIR, args.path)
+    except BackupError as exc:
+        print(f"owui-meter: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored {args.path}" + (f"; the previous database is kept as {kept}" if kept else ""))
+    return 0
+
+
+def cmd_erase_user(args) -> int:
+    from .erasure import erase_user
+
+    meter = _open_meter()
+    try:
+        result = erase_user(meter, args.user_id, args.mode, "cli")
+    finally:
+        meter.stop()
+    if result is None:
+        print(f"owui-meter: no user {args.user_id}", file=sys.stderr)
+        return 1
+    print(f"{args.mode}: {result['answers']} answers")
+    return 0
+
+
+def cmd_import_owui_metering(args) -> int:
+    from .import_owui_metering import import_database
+    from .ingest import BadInput
+
+    meter = _open_meter()
+    try:
+        counts = import_database(meter, args.path)
+    except BadInput as exc:
+        print(f"owui-meter: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        meter.stop()
+    print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="owui-meter", description="What each Open WebUI user really costs on OpenRouter.")
     parser.add_argument("--version", action="version", version=f"owui-meter {__version__}")
@@ -208,6 +286,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("api-key", help="print the plugin API key")
     p.set_defaults(func=cmd_api_key)
+
+    p = commands.add_parser("backup", help="write a checked copy of the live database (default: data/backups/)")
+    p.add_argument("path", nargs="?", help="a file or directory")
+    p.set_defaults(func=cmd_backup)
+
+    p = commands.add_parser("restore", help="replace the database with a backup (the meter must be stopped)")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_restore)
+
+    p = commands.add_parser("erase-user", help="forget a user (GDPR): anonymise keeps totals, delete removes rows")
+    p.add_argument("user_id")
+    p.add_argument("--mode", choices=("anonymise", "delete"), required=True)
+    p.set_defaults(func=cmd_erase_user)
+
+    p = commands.add_parser("import-owui-metering", help="import users and activities from owui-metering's data.db")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_import_owui_metering)
     return parser
 
 

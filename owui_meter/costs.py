@@ -43,6 +43,7 @@ class Resolver:
         self.last_error: str | None = None
         self.paused_until: float | None = None  # clock seconds
         self.paused_reason: str | None = None
+        self.outcomes: dict[str, int] = {}  # lookups by outcome since start, for /metrics
         self._rate_lock = threading.Lock()
         self._next_start = 0.0
 
@@ -118,6 +119,9 @@ class Resolver:
         now = clock.now_ms()
         give_up_after = s.METER_LOOKUP_GIVE_UP_HOURS * 3600 * 1000
         touched = set()
+        for _, outcome in results:
+            name = "ok" if not isinstance(outcome, OpenRouterError) else (str(outcome.status) if outcome.status else "unreachable")
+            self.outcomes[name] = self.outcomes.get(name, 0) + 1
         with self.meter.db.write() as conn:
             for gen, outcome in results:
                 if isinstance(outcome, OpenRouterError):

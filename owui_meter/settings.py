@@ -71,6 +71,10 @@ SETTINGS: tuple[Setting, ...] = (
     _s("OPENWEBUI_URL", "url", None, "Open WebUI's address, to sync users, groups and memberships from its admin API.", "budgets"),
     _s("OPENWEBUI_API_KEY", "str", None, "An Open WebUI admin API key for that sync.", "budgets", secret=True),
     _s("METER_OWUI_SYNC_MINUTES", "int", 15, "How often to sync users and groups from Open WebUI.", "budgets", minimum=1),
+    # --- operations -----------------------------------------------------------------------------
+    _s("METER_BACKUP_KEEP", "int", 7, "Daily backups kept in {METER_DATA_DIR}/backups (0: no automatic backups).", "operations", minimum=0),
+    _s("METER_RETENTION_DAYS", "int", 0, "Prune answers older than this many days, keeping daily totals (0: keep forever).", "operations", minimum=0),
+    _s("METRICS_TOKEN", "str", None, "Bearer token required by /metrics when set.", "operations", secret=True),
 )
 
 BY_ENV = {s.env: s for s in SETTINGS}
