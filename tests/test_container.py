@@ -32,8 +32,13 @@ def podman(*args, check=True, timeout=600, **kwargs):
 def make_base_image():
     if podman("image", "exists", BASE, check=False).returncode == 0:
         return
-    mirror = subprocess.run(["apt-get", "indextargets", "--format", "$(REPO_URI)", "Created-By: Packages"], capture_output=True, text=True).stdout
-    mirror = next(line for line in mirror.splitlines() if line.endswith("/debian/"))
+    def mirrors():
+        listed = subprocess.run(["apt-get", "indextargets", "--format", "$(REPO_URI)", "Created-By: Packages"], capture_output=True, text=True).stdout
+        return [line for line in listed.splitlines() if line.endswith("/debian/")]
+
+    if not mirrors():  # apt's lists are empty on a fresh machine
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True, timeout=600)
+    mirror = mirrors()[0]
     rootfs = f"/tmp/owui-meter-rootfs-{uuid.uuid4().hex[:8]}"
     subprocess.run(["debootstrap", "--variant=minbase", "bookworm", rootfs, mirror], check=True, capture_output=True, timeout=900)
     tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
