@@ -87,6 +87,12 @@ def create_app(settings=None):
     app.register_blueprint(operations_api.bp)
     metrics.init_app(app, meter)
 
+    # the dashboard: login sessions, CSRF, pages
+    from . import dashboard, login
+
+    login.init_app(app, meter)
+    app.register_blueprint(dashboard.bp)
+
     errors.init_app(app)
     middleware.init_app(app)
     app.register_blueprint(api.bp)

@@ -104,7 +104,7 @@ def require_admin(view):
             admin = _session_admin()
             if admin is None:
                 raise Unauthorized("log in or send an admin token")
-            g.admin_name = admin.get_id()
+            g.admin_name = admin.username
         return view(*args, **kwargs)
 
     return wrapper

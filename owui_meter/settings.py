@@ -71,6 +71,11 @@ SETTINGS: tuple[Setting, ...] = (
     _s("OPENWEBUI_URL", "url", None, "Open WebUI's address, to sync users, groups and memberships from its admin API.", "budgets"),
     _s("OPENWEBUI_API_KEY", "str", None, "An Open WebUI admin API key for that sync.", "budgets", secret=True),
     _s("METER_OWUI_SYNC_MINUTES", "int", 15, "How often to sync users and groups from Open WebUI.", "budgets", minimum=1),
+    # --- dashboard ----------------------------------------------------------------------------
+    _s("METER_SESSION_HOURS", "int", 12, "How long a dashboard login lasts.", "dashboard", minimum=1, maximum=24 * 90),
+    _s("METER_TRUSTED_PROXY", "bool", False, "Behind a reverse proxy: take the client address and scheme from X-Forwarded-For / X-Forwarded-Proto.", "dashboard"),
+    _s("METER_SECURE_COOKIES", "choice", "auto", "Secure session cookie: true, false, or auto (true when the request came over HTTPS).", "dashboard", choices=("auto", "true", "false")),
+    _s("METER_LOGIN_ATTEMPTS", "int", 5, "Failed logins allowed per client address and per username within 15 minutes.", "dashboard", minimum=1),
     # --- operations -----------------------------------------------------------------------------
     _s("METER_BACKUP_KEEP", "int", 7, "Daily backups kept in {METER_DATA_DIR}/backups (0: no automatic backups).", "operations", minimum=0),
     _s("METER_RETENTION_DAYS", "int", 0, "Prune answers older than this many days, keeping daily totals (0: keep forever).", "operations", minimum=0),
@@ -165,10 +170,10 @@ def _parse(s: Setting, raw: str):
             raise SettingsError(f"{s.env} must be an IANA time zone such as Europe/Berlin, got {raw!r}") from None
         return raw
     if s.kind == "choice":
-        upper = raw.upper() if all(c.isupper() for c in s.choices if c.isalpha()) else raw
-        if upper not in s.choices:
-            raise SettingsError(f"{s.env} must be one of {', '.join(s.choices)}, got {raw!r}")
-        return upper
+        for choice in s.choices:
+            if raw.lower() == choice.lower():
+                return choice
+        raise SettingsError(f"{s.env} must be one of {', '.join(s.choices)}, got {raw!r}")
     raise AssertionError(f"unknown setting kind {s.kind}")
 
 
