@@ -1,4 +1,4 @@
-"""The command line: ``owui-meter [serve]``, ``settings``, ``hash-password``, ``token create``, ``api-key``."""
+"""The command line: ``owui-meter [serve]`` and its maintenance commands (``owui-meter --help``)."""
 
 from __future__ import annotations
 
@@ -261,6 +261,52 @@ def cmd_import_owui_metering(args) -> int:
     return 0
 
 
+def _read_new_password() -> str | None:
+    if sys.stdin.isatty():
+        password = getpass.getpass("New password: ")
+        if getpass.getpass("Again: ") != password:
+            print("owui-meter: the passwords differ", file=sys.stderr)
+            return None
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 10:
+        print("owui-meter: use at least 10 characters", file=sys.stderr)
+        return None
+    return password
+
+
+def cmd_admin(args) -> int:
+    from . import audit, clock
+    from .auth import hash_password
+
+    if not args.name or len(args.name) > 64 or not args.name.isprintable() or " " in args.name:
+        print("owui-meter: the name must be 1 to 64 printable characters without spaces", file=sys.stderr)
+        return 2
+    password = _read_new_password()
+    if password is None:
+        return 2
+    meter = _open_meter()
+    try:
+        with meter.db.write() as conn:
+            exists = conn.execute("SELECT id FROM admins WHERE username = ?", (args.name,)).fetchall()
+            if args.admin_command == "add":
+                if exists:
+                    print(f"owui-meter: admin {args.name} exists; use 'admin passwd'", file=sys.stderr)
+                    return 1
+                conn.execute("INSERT INTO admins (username, password_hash, created) VALUES (?, ?, ?)", (args.name, hash_password(password), clock.now_ms()))
+            else:
+                if not exists:
+                    print(f"owui-meter: no admin {args.name}", file=sys.stderr)
+                    return 1
+                conn.execute("UPDATE admins SET password_hash = ? WHERE username = ?", (hash_password(password), args.name))
+                conn.execute("DELETE FROM sessions WHERE admin_id = ?", (exists[0]["id"],))  # log out everywhere
+            audit.record(conn, "cli", f"admin.{args.admin_command}", {"username": args.name})
+    finally:
+        meter.stop()
+    print(f"admin {args.name}: {'added' if args.admin_command == 'add' else 'password changed'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="owui-meter", description="What each Open WebUI user really costs on OpenRouter.")
     parser.add_argument("--version", action="version", version=f"owui-meter {__version__}")
@@ -286,6 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("api-key", help="print the plugin API key")
     p.set_defaults(func=cmd_api_key)
+
+    p = commands.add_parser("admin", help="dashboard accounts (the password is read from stdin when piped)")
+    admin_commands = p.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
+    for action, text in (("add", "add an admin"), ("passwd", "change an admin's password (logs them out everywhere)")):
+        a = admin_commands.add_parser(action, help=text)
+        a.add_argument("name")
+        a.set_defaults(func=cmd_admin)
 
     p = commands.add_parser("backup", help="write a checked copy of the live database (default: data/backups/)")
     p.add_argument("path", nargs="?", help="a file or directory")

@@ -19,7 +19,7 @@ CONTENT_SECURITY_POLICY = (
 
 PAGE_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
+    ("Referrer-Policy", "same-origin"),  # no-referrer would make browsers send "Origin: null" on our own forms
     ("X-Frame-Options", "DENY"),
     ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
     ("Cross-Origin-Opener-Policy", "same-origin"),

@@ -51,3 +51,19 @@ def test_api_key_prints_the_key(data_dir):
 def test_unknown_command_is_an_error(data_dir):
     result = run(data_dir, "frobnicate")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_admin_add_and_passwd(data_dir, app):
+    from owui_meter.auth import verify_password
+
+    meter = app.config["METER"]
+    added = run(data_dir, "admin", "add", "grace", stdin="grace-password-1\n")
+    assert added.returncode == 0, added.stderr
+    again = run(data_dir, "admin", "add", "grace", stdin="grace-password-1\n")
+    assert again.returncode == 1 and "exists" in again.stderr
+    changed = run(data_dir, "admin", "passwd", "grace", stdin="grace-password-2\n")
+    assert changed.returncode == 0
+    row = meter.db.query_one("SELECT password_hash FROM admins WHERE username = 'grace'")
+    assert verify_password(row["password_hash"], "grace-password-2") and not verify_password(row["password_hash"], "grace-password-1")
+    assert run(data_dir, "admin", "passwd", "nobody", stdin="long-enough-pw\n").returncode == 1
+    assert run(data_dir, "admin", "add", "shorty", stdin="short\n").returncode == 2

@@ -1,0 +1,210 @@
+"""Dashboard security and pages over the Flask client: login, sessions, CSRF, escaping, CSV."""
+
+import csv
+import io
+import re
+
+import pytest
+
+from conftest import ADA, API_KEY, BOB, outlet_body
+
+H = {"Authorization": f"Bearer {API_KEY}"}
+PAGES = ["/", "/users", f"/users/{ADA['id']}", "/models", "/events", "/events.csv", "/budgets", "/status"]
+
+
+def csrf_of(client, path="/login"):
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+
+def log_in(client, meter, password=None, username="admin", next_=None):
+    data = {"username": username, "password": password or meter.generated_password, "csrf_token": csrf_of(client)}
+    if next_:
+        data["next"] = next_
+    return client.post("/login", data=data)
+
+
+@pytest.fixture
+def seeded(client):
+    client.post("/api/v1/outlet", json=outlet_body(key="a", user=ADA, cost=1.5), headers=H)
+    client.post("/api/v1/outlet", json=outlet_body(key="b", user=BOB, cost=0.25, model="anthropic/claude-3.5-haiku"), headers=H)
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_anonymous_is_sent_to_login(client, path):
+    response = client.get(path)
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_plugin_key_opens_no_page(client, path):
+    response = client.get(path, headers=H)
+    assert response.status_code == 302  # the plugin key is not a login
+
+
+def test_admin_json_api_refuses_the_plugin_key_and_anonymous(client):
+    assert client.get("/api/v1/usage", headers=H).status_code == 401
+    assert client.get("/api/v1/usage").status_code == 401
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_logged_in_admin_sees_every_page(client, meter, seeded, path):
+    assert log_in(client, meter).status_code == 302
+    assert client.get(path).status_code == 200
+
+
+def test_session_opens_the_json_api_too(client, meter, seeded):
+    log_in(client, meter)
+    assert client.get("/api/v1/events").get_json()["events"][0]["key"] == "b"
+
+
+def test_wrong_user_and_wrong_password_get_the_same_answer(client, meter):
+    wrong_password = log_in(client, meter, password="nope-nope-nope")
+    wrong_user = log_in(client, meter, username="root")
+    assert wrong_password.status_code == wrong_user.status_code == 401
+    assert "Wrong username or password." in wrong_password.get_data(as_text=True)
+    assert "Wrong username or password." in wrong_user.get_data(as_text=True)
+
+
+def test_failed_logins_are_rate_limited(client, meter):
+    for _ in range(5):
+        assert log_in(client, meter, password="wrong-wrong").status_code == 401
+    limited = log_in(client, meter)  # even the right password waits now
+    assert limited.status_code == 429 and "Too many failed attempts" in limited.get_data(as_text=True)
+
+
+def test_rate_limit_is_per_username_across_addresses(client, meter):
+    for i in range(5):
+        client.environ_base["REMOTE_ADDR"] = f"10.0.0.{i}"
+        log_in(client, meter, password="wrong-wrong")
+    client.environ_base["REMOTE_ADDR"] = "10.0.0.99"
+    assert log_in(client, meter).status_code == 429
+
+
+def test_forwarded_for_is_ignored_without_a_trusted_proxy(client, meter):
+    for i in range(5):
+        client.post("/login", data={"username": f"u{i}", "password": "x", "csrf_token": csrf_of(client)}, headers={"X-Forwarded-For": f"192.0.2.{i}"})
+    # all five came from the same real address: it is limited, whatever the header claimed
+    response = client.post("/login", data={"username": "admin", "password": meter.generated_password, "csrf_token": csrf_of(client)}, headers={"X-Forwarded-For": "192.0.2.200"})
+    assert response.status_code == 429
+
+
+def test_logout_ends_the_session_on_the_server(client, meter, app):
+    log_in(client, meter)
+    cookie = client.get_cookie("owui_meter_session").value
+    assert client.post("/logout", data={"csrf_token": csrf_of(client, "/")}).status_code == 302
+    thief = app.test_client()
+    thief.set_cookie("owui_meter_session", cookie)  # the cookie as it was before logging out
+    assert thief.get("/").status_code == 302
+    assert meter.db.query_one("SELECT count(*) AS n FROM sessions")["n"] == 0
+
+
+def test_session_cookie_flags(client, meter):
+    response = log_in(client, meter)
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    secure = client.post("/login", data={"username": "admin", "password": meter.generated_password, "csrf_token": csrf_of(client)}, base_url="https://localhost")
+    assert "Secure" in secure.headers["Set-Cookie"]
+
+
+def test_csrf_token_is_required(client, meter, seeded):
+    log_in(client, meter)
+    missing = client.post("/budgets", data={"scope": "all", "limit_usd": "5", "period": "month", "action": "block", "group_mode": "per_member"})
+    assert missing.status_code == 403
+    forged = client.post("/budgets", data={"scope": "all", "limit_usd": "5", "csrf_token": "guess"})
+    assert forged.status_code == 403
+    cross_site = client.post("/budgets", data={"scope": "all", "limit_usd": "5", "csrf_token": csrf_of(client, "/budgets")}, headers={"Origin": "https://evil.example"})
+    assert cross_site.status_code == 403
+    json_without_token = client.post("/api/v1/budgets", json={"scope": "all", "limit_usd": 5})
+    assert json_without_token.status_code == 403
+    assert meter.db.query("SELECT * FROM budgets") == []
+    ok = client.post("/budgets", data={"scope": "all", "limit_usd": "5", "period": "month", "action": "block", "group_mode": "per_member", "warn_percent": "80", "csrf_token": csrf_of(client, "/budgets")})
+    assert ok.status_code == 302 and len(meter.db.query("SELECT * FROM budgets")) == 1
+
+
+def test_login_form_needs_csrf_too(client, meter):
+    response = client.post("/login", data={"username": "admin", "password": meter.generated_password})
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"])
+def test_next_never_leaves_the_site(client, meter, target):
+    response = log_in(client, meter, next_=target)
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
+def test_next_within_the_site_is_followed(client, meter):
+    assert log_in(client, meter, next_="/events?source=api").headers["Location"] == "/events?source=api"
+
+
+def test_names_with_markup_are_shown_escaped(client, meter):
+    evil = {"id": "evil", "name": "<script>alert('x')</script>", "email": "e@example.com"}
+    client.post("/api/v1/outlet", json=outlet_body(key="e", user=evil, model="<img src=x onerror=alert(1)>"), headers=H)
+    log_in(client, meter)
+    for path in ("/", "/users", "/users/evil", "/events", "/models"):
+        html = client.get(path).get_data(as_text=True)
+        assert "<script>alert" not in html and "<img src=x" not in html, path
+        assert "&lt;script&gt;" in html or "&lt;img" in html, path
+
+
+def test_csv_neutralises_formulas_and_matches_the_ledger(client, meter):
+    formula_user = {"id": "f", "name": "=HYPERLINK(\"http://evil\")", "email": "+1@example.com"}
+    client.post("/api/v1/outlet", json=outlet_body(key="f1", user=formula_user, model="@model", cost=0.125), headers=H)
+    client.post("/api/v1/outlet", json=outlet_body(key="f2", user=ADA, model="-model", cost=2), headers=H)
+    log_in(client, meter)
+    response = client.get("/events.csv")
+    assert response.mimetype == "text/csv" and "attachment" in response.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    by_user = {r["user_id"]: r for r in rows}
+    assert by_user["f"]["user_name"] == "'=HYPERLINK(\"http://evil\")"
+    assert by_user["f"]["user_email"] == "'+1@example.com" and by_user["f"]["model"] == "'@model"
+    assert by_user[ADA["id"]]["model"] == "'-model"
+    assert sum(float(r["cost_usd"]) for r in rows) == 2.125
+    filtered = list(csv.DictReader(io.StringIO(client.get("/events.csv?user=f").get_data(as_text=True))))
+    assert [r["user_id"] for r in filtered] == ["f"]
+
+
+def test_events_pages_follow_the_cursor(client, meter):
+    for i in range(7):
+        client.post("/api/v1/outlet", json=outlet_body(key=f"p{i}", cost=0.01 * (i + 1)), headers=H)
+    log_in(client, meter)
+    seen, path = 0, "/events?limit=3"
+    for _ in range(5):
+        html = client.get(path).get_data(as_text=True)
+        seen += html.count("<tr><td>") - 0
+        match = re.search(r'id="next" href="([^"]+)"', html)
+        if not match:
+            break
+        path = match.group(1).replace("&amp;", "&")
+    assert seen == 7
+
+
+def test_bad_dashboard_input_is_a_readable_400(client, meter):
+    log_in(client, meter)
+    for path in ("/?period=custom&from=yesterday&to=today", "/events?from=nope", "/events?cursor=zzz", "/events?limit=0"):
+        response = client.get(path)
+        assert response.status_code == 400 and response.mimetype == "text/html", path
+        assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_security_headers_on_pages(client, meter):
+    log_in(client, meter)
+    headers = client.get("/").headers
+    csp = headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["Referrer-Policy"] == "same-origin"
+
+
+def test_overview_totals_match_the_ledger(client, meter, seeded):
+    log_in(client, meter)
+    html = client.get("/").get_data(as_text=True)
+    assert re.search(r'id="total-cost">\$1\.75<', html)
+    assert "Ada Admin" in html and "anthropic/claude-3.5-haiku" in html
+
+
+def test_topup_and_budget_forms(client, meter, seeded):
+    log_in(client, meter)
+    token = csrf_of(client, f"/users/{ADA['id']}")
+    assert client.post(f"/users/{ADA['id']}/topup", data={"amount_usd": "12.50", "note": "Nov", "csrf_token": token}).status_code == 302
+    assert meter.budgets.balance(meter.db.query, ADA["id"]) == 12_500_000_000
+    bad = client.post(f"/users/{ADA['id']}/topup", data={"amount_usd": "lots", "csrf_token": token})
+    assert bad.status_code == 400
