@@ -93,6 +93,11 @@ def create_app(settings=None):
     login.init_app(app, meter)
     app.register_blueprint(dashboard.bp)
 
+    # statements and reports
+    from . import reports_api
+
+    app.register_blueprint(reports_api.bp)
+
     errors.init_app(app)
     middleware.init_app(app)
     app.register_blueprint(api.bp)

@@ -261,6 +261,32 @@ def cmd_import_owui_metering(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    """Every statement with usage in the month, and the summary, into a folder (for cron)."""
+    from . import reports
+    from .reports_api import slug
+
+    meter = _open_meter()
+    try:
+        period = reports.Period.month(args.month, meter.settings.METER_TIMEZONE)
+        os.makedirs(args.out, exist_ok=True)
+        files = [(f"summary-{period.start:%Y%m}.pdf", lambda: reports.summary(meter, period))]
+        for row in reports.summary_rows(meter, period):
+            files.append((f"statement-{slug(row['email'] or row['user_id'])}-{period.start:%Y%m}.pdf",
+                          lambda uid=row["user_id"]: reports.user_statement(meter, uid, period)))
+        for name, make in files:
+            path = os.path.join(args.out, name)
+            with open(path, "wb") as fh:
+                fh.write(make())
+            print(path)
+    except reports.ReportError as exc:
+        print(f"owui-meter: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        meter.stop()
+    return 0
+
+
 def _read_new_password() -> str | None:
     if sys.stdin.isatty():
         password = getpass.getpass("New password: ")
@@ -339,6 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
         a = admin_commands.add_parser(action, help=text)
         a.add_argument("name")
         a.set_defaults(func=cmd_admin)
+
+    p = commands.add_parser("report", help="write every statement and the summary of a month as PDFs")
+    p.add_argument("--month", required=True, help="e.g. 2026-11")
+    p.add_argument("--out", required=True, help="folder to write into")
+    p.set_defaults(func=cmd_report)
 
     p = commands.add_parser("backup", help="write a checked copy of the live database (default: data/backups/)")
     p.add_argument("path", nargs="?", help="a file or directory")

@@ -22,7 +22,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Setting:
     env: str
-    kind: str  # str, int, bool, usd, url, timezone, choice
+    kind: str  # str, int, bool, usd, decimal, url, timezone, choice
     default: object
     help: str
     group: str
@@ -76,6 +76,14 @@ SETTINGS: tuple[Setting, ...] = (
     _s("METER_TRUSTED_PROXY", "bool", False, "Behind a reverse proxy: take the client address and scheme from X-Forwarded-For / X-Forwarded-Proto.", "dashboard"),
     _s("METER_SECURE_COOKIES", "choice", "auto", "Secure session cookie: true, false, or auto (true when the request came over HTTPS).", "dashboard", choices=("auto", "true", "false")),
     _s("METER_LOGIN_ATTEMPTS", "int", 5, "Failed logins allowed per client address and per username within 15 minutes.", "dashboard", minimum=1),
+    # --- statements -------------------------------------------------------------------------------
+    _s("METER_ORG_NAME", "str", "owui-meter", "Organisation name at the top of statements.", "statements"),
+    _s("MINIMUM_CHARGE_FEE", "usd", "0", "Least a user with any usage in the period is charged (owui-metering's name; see README).", "statements"),
+    _s("METER_BASE_FEE", "usd", "0", "Flat fee on every statement with usage.", "statements"),
+    _s("METER_MARKUP_PERCENT", "decimal", "0", "Markup on usage, in percent (e.g. 10 or 7.5).", "statements"),
+    _s("METER_CURRENCY", "str", "USD", "Currency statements are shown in (ISO code).", "statements"),
+    _s("METER_USD_RATE", "decimal", "1", "Units of METER_CURRENCY per US dollar, a fixed rate stated on each document.", "statements"),
+    _s("METER_ALLOCATE_UNATTRIBUTED", "bool", False, "In the summary, share spend OpenRouter billed but no answer accounts for over users by their use.", "statements"),
     # --- operations -----------------------------------------------------------------------------
     _s("METER_BACKUP_KEEP", "int", 7, "Daily backups kept in {METER_DATA_DIR}/backups (0: no automatic backups).", "operations", minimum=0),
     _s("METER_RETENTION_DAYS", "int", 0, "Prune answers older than this many days, keeping daily totals (0: keep forever).", "operations", minimum=0),
@@ -159,6 +167,14 @@ def _parse(s: Setting, raw: str):
         if value < 0:
             raise SettingsError(f"{s.env} must not be negative, got {raw!r}")
         return value
+    if s.kind == "decimal":
+        try:
+            value = Decimal(raw)
+        except InvalidOperation:
+            raise SettingsError(f"{s.env} must be a number such as 7.5, got {raw!r}") from None
+        if not value.is_finite() or value < 0:
+            raise SettingsError(f"{s.env} must be a number of 0 or more, got {raw!r}")
+        return value
     if s.kind == "url":
         if not raw.startswith(("http://", "https://")):
             raise SettingsError(f"{s.env} must be an http:// or https:// URL, got {raw!r}")
@@ -208,6 +224,8 @@ def load(environ=None) -> Settings:
             value = s.default
             if s.kind == "usd" and value is not None:
                 value = usd_to_nano(Decimal(str(value)))
+            elif s.kind == "decimal" and value is not None:
+                value = Decimal(str(value))
             values[s.env] = value
             origins[s.env] = "default"
         else:

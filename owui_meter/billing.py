@@ -1,0 +1,65 @@
+"""What a statement charges: usage, markup, base fee, minimum charge; in the statement's currency.
+
+The arithmetic, so it can be checked by reading a statement:
+
+- usage is the ledger's cost for the period (confirmed, inline or estimated);
+- markup = usage × METER_MARKUP_PERCENT / 100;
+- base fee = METER_BASE_FEE, on a statement with any usage;
+- minimum charge: when usage + markup + base fee is below MINIMUM_CHARGE_FEE and there was any
+  usage, a line "minimum charge adjustment" brings the total up to it (no usage: no charge);
+- every line is converted at METER_USD_RATE and rounded to the cent (half to even), and the total
+  is the sum of the rounded lines, so the lines always add up on paper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+
+NANO = Decimal(10**9)
+CENT = Decimal("0.01")
+
+
+@dataclass
+class Line:
+    label: str
+    usd_nano: int
+    amount: Decimal  # in the statement's currency, rounded to the cent
+
+
+@dataclass
+class Charges:
+    lines: list[Line]
+    total: Decimal
+    currency: str
+    rate: Decimal
+
+    @property
+    def total_nano(self) -> int:
+        return sum(line.usd_nano for line in self.lines)
+
+
+def convert(nano: int, rate: Decimal) -> Decimal:
+    return (Decimal(nano) / NANO * rate).quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
+def charges(settings, usage_nano: int, answers: int) -> Charges:
+    rate, currency = settings.METER_USD_RATE, settings.METER_CURRENCY
+    markup = int((Decimal(usage_nano) * settings.METER_MARKUP_PERCENT / 100).to_integral_value(rounding=ROUND_HALF_EVEN))
+    lines = [Line("Usage", usage_nano, convert(usage_nano, rate))]
+    if settings.METER_MARKUP_PERCENT:
+        lines.append(Line(f"Markup {settings.METER_MARKUP_PERCENT.normalize():f}%", markup, convert(markup, rate)))
+    if answers and settings.METER_BASE_FEE:
+        lines.append(Line("Base fee", settings.METER_BASE_FEE, convert(settings.METER_BASE_FEE, rate)))
+    subtotal = sum(line.usd_nano for line in lines)
+    if answers and subtotal < settings.MINIMUM_CHARGE_FEE:
+        gap = settings.MINIMUM_CHARGE_FEE - subtotal
+        lines.append(Line("Minimum charge adjustment", gap, convert(settings.MINIMUM_CHARGE_FEE, rate) - sum(line.amount for line in lines)))
+    return Charges(lines, sum((line.amount for line in lines), Decimal("0.00")), currency, rate)
+
+
+def money(amount: Decimal, currency: str) -> str:
+    symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(currency.upper())
+    text = f"{abs(amount):,.2f}"
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"

@@ -1,0 +1,302 @@
+"""PDF statements (per user, per group) and the period summary, with reportlab platypus.
+
+Figures come from ``usage_daily`` (which outlives retention pruning) for local days in
+METER_TIMEZONE. Every user-supplied string is escaped before it reaches a Paragraph, which would
+otherwise read it as markup. DejaVu Sans is embedded so Latin, Greek and Cyrillic names render.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import os
+import zoneinfo
+from decimal import Decimal
+from xml.sax.saxutils import escape
+
+from reportlab.graphics.charts.barcharts import VerticalBarChart
+from reportlab.graphics.shapes import Drawing
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from . import __version__, clock
+from .billing import charges, convert, money
+from .db import get_meta
+
+FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu", "/usr/local/share/fonts/dejavu")
+FONT, BOLD = "DejaVuSans", "DejaVuSans-Bold"
+
+
+class ReportError(Exception):
+    pass
+
+
+def _register_fonts() -> None:
+    if FONT in pdfmetrics.getRegisteredFontNames():
+        return
+    for folder in FONT_DIRS:
+        regular, bold = os.path.join(folder, "DejaVuSans.ttf"), os.path.join(folder, "DejaVuSans-Bold.ttf")
+        if os.path.exists(regular) and os.path.exists(bold):
+            pdfmetrics.registerFont(TTFont(FONT, regular))
+            pdfmetrics.registerFont(TTFont(BOLD, bold))
+            return
+    raise ReportError("DejaVu Sans is not installed (Debian: apt-get install fonts-dejavu-core)")
+
+
+def _styles():
+    return {
+        "title": ParagraphStyle("title", fontName=BOLD, fontSize=16, leading=20, spaceAfter=4),
+        "h2": ParagraphStyle("h2", fontName=BOLD, fontSize=11, leading=14, spaceBefore=8, spaceAfter=4),
+        "body": ParagraphStyle("body", fontName=FONT, fontSize=9, leading=12),
+        "small": ParagraphStyle("small", fontName=FONT, fontSize=7.5, leading=10, textColor=colors.HexColor("#555555")),
+        "cell": ParagraphStyle("cell", fontName=FONT, fontSize=8.5, leading=11),
+    }
+
+
+def text(value) -> str:
+    """A user-supplied value, safe inside a Paragraph."""
+    return escape("" if value is None else str(value))
+
+
+class Period:
+    """Local days [start, end] in METER_TIMEZONE and the matching unix-ms window."""
+
+    def __init__(self, start: dt.date, end: dt.date, timezone: str):
+        if start > end:
+            raise ReportError("the period must start before it ends")
+        self.start, self.end = start, end
+        zone = zoneinfo.ZoneInfo(timezone)
+        self.start_ms = int(dt.datetime.combine(start, dt.time(), zone).timestamp() * 1000)
+        self.end_ms = int(dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone).timestamp() * 1000)
+
+    @classmethod
+    def month(cls, text_: str, timezone: str) -> "Period":
+        try:
+            first = dt.date.fromisoformat(text_ + "-01")
+        except ValueError:
+            raise ReportError("month must look like 2026-11") from None
+        last = (first + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+        return cls(first, last, timezone)
+
+    @property
+    def days(self) -> tuple[str, str]:
+        return self.start.isoformat(), self.end.isoformat()
+
+    def __str__(self) -> str:
+        return f"{self.start:%d %B %Y} – {self.end:%d %B %Y}"
+
+
+def _table(rows, widths, header=True, money_cols=()):
+    table = Table(rows, colWidths=widths, repeatRows=1 if header else 0)
+    style = [
+        ("FONT", (0, 0), (-1, -1), FONT, 8.5),
+        ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#dddddd")),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ]
+    if header:
+        style += [("FONT", (0, 0), (-1, 0), BOLD, 8.5), ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f2f4f7"))]
+    for col in money_cols:
+        style.append(("ALIGN", (col, 0), (col, -1), "RIGHT"))
+    table.setStyle(TableStyle(style))
+    return table
+
+
+def _chart(points: list[tuple[str, int]], rate: Decimal) -> Drawing:
+    drawing = Drawing(170 * mm, 38 * mm)
+    chart = VerticalBarChart()
+    chart.x, chart.y, chart.width, chart.height = 12 * mm, 6 * mm, 155 * mm, 28 * mm
+    chart.data = [[float(convert(v, rate)) for _, v in points] or [0]]
+    chart.categoryAxis.categoryNames = [d[-2:] for d, _ in points] or [""]
+    chart.categoryAxis.labels.fontName = FONT
+    chart.categoryAxis.labels.fontSize = 5
+    chart.valueAxis.labels.fontName = FONT
+    chart.valueAxis.labels.fontSize = 6
+    chart.valueAxis.valueMin = 0
+    chart.bars[0].fillColor = colors.HexColor("#3559e0")
+    chart.bars[0].strokeColor = None
+    drawing.add(chart)
+    return drawing
+
+
+def _build(story) -> bytes:
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm, bottomMargin=16 * mm,
+                            title="owui-meter statement", author="owui-meter", creator=f"owui-meter {__version__}")
+    doc.build(story)
+    return buffer.getvalue()
+
+
+def _notes(meter, where: str, params: tuple, period: Period, totals: dict, rate: Decimal, currency: str, styles) -> list:
+    notes = []
+    share = 100 * Decimal(totals["confirmed"]) / Decimal(totals["cost"]) if totals["cost"] else Decimal(100)
+    notes.append(Paragraph(f"{share:.1f}% of the usage was confirmed against OpenRouter's own record of each generation.", styles["small"]))
+    rows = meter.db.query(
+        f"SELECT cost_source, count(*) AS n, coalesce(sum(cost_nano), 0) AS cost FROM events WHERE {where} AND ts >= ? AND ts < ? GROUP BY cost_source",
+        (*params, period.start_ms, period.end_ms),
+    )
+    words = {"inline": "as reported with the answer, not yet confirmed", "estimate": "estimated from tokens and the model's price",
+             "pending": "pending confirmation (counted as $0 so far)", "unpriced": "without any known price (counted as $0)"}
+    for row in rows:
+        if row["cost_source"] in words and row["n"]:
+            notes.append(Paragraph(f"{row['n']} answers ({money(convert(row['cost'], rate), currency)}) were {words[row['cost_source']]}.", styles["small"]))
+    pruned = get_meta(meter.db, "retention.pruned_before")
+    if pruned and int(pruned) > period.start_ms:
+        notes.append(Paragraph("Answers before " + clock.ms_to_iso(int(pruned))[:10] + " were pruned by the retention policy; "
+                               "their figures come from the daily totals that were kept.", styles["small"]))
+    if rate != 1 or currency.upper() != "USD":
+        notes.append(Paragraph(f"Amounts converted from US dollars at a fixed rate of 1 USD = {rate.normalize():f} {text(currency)}.", styles["small"]))
+    notes.append(Paragraph("Each line is rounded to the cent; the total is the sum of the rounded lines.", styles["small"]))
+    return notes
+
+
+def statement_number(kind: str, key: str, period: Period) -> str:
+    digest = hashlib.sha256(f"{kind}:{key}".encode()).hexdigest()[:6].upper()
+    return f"{period.start:%Y%m%d}-{period.end:%Y%m%d}-{digest}"
+
+
+def _header(meter, title: str, number: str, period: Period, styles) -> list:
+    s = meter.settings
+    issued = dt.datetime.fromtimestamp(clock.now(), tz=zoneinfo.ZoneInfo(s.METER_TIMEZONE)).date()
+    return [
+        Paragraph(text(s.METER_ORG_NAME), styles["h2"]),
+        Paragraph(title, styles["title"]),
+        Paragraph(f"Period: {period} ({text(s.METER_TIMEZONE)})", styles["body"]),
+        Paragraph(f"Statement no. {number} · issued {issued:%d %B %Y}", styles["body"]),
+        Spacer(1, 4 * mm),
+    ]
+
+
+def _charge_rows(c) -> list:
+    rows = [[line.label, money(line.amount, c.currency)] for line in c.lines]
+    rows.append(["Total", money(c.total, c.currency)])
+    return rows
+
+
+def user_figures(meter, user_id: str, period: Period) -> dict:
+    models = meter.db.query(
+        """SELECT model, sum(answers) AS answers, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion,
+                  sum(cost_nano) AS cost, sum(confirmed_cost_nano) AS confirmed
+           FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY model ORDER BY cost DESC, model""",
+        (user_id, *period.days),
+    )
+    totals = {k: sum(m[k] for m in models) for k in ("answers", "prompt", "completion", "cost", "confirmed")}
+    return {"models": models, "totals": totals}
+
+
+def user_statement(meter, user_id: str, period: Period) -> bytes:
+    _register_fonts()
+    user = meter.db.query_one("SELECT * FROM users WHERE id = ?", (user_id,))
+    if user is None:
+        raise LookupError(user_id)
+    s, styles = meter.settings, _styles()
+    figures = user_figures(meter, user_id, period)
+    totals, rate, currency = figures["totals"], s.METER_USD_RATE, s.METER_CURRENCY
+    c = charges(s, totals["cost"], totals["answers"])
+    story = _header(meter, "Usage statement", statement_number("user", user_id, period), period, styles)
+    story += [Paragraph(f"<b>{text(user['name'] or user['id'])}</b>", styles["body"]), Paragraph(text(user["email"] or ""), styles["body"]), Spacer(1, 4 * mm)]
+    rows = [["Model", "Answers", "Input tokens", "Output tokens", "Cost"]]
+    for m in figures["models"]:
+        rows.append([Paragraph(text(m["model"]), styles["cell"]), f"{m['answers']:,}", f"{m['prompt']:,}", f"{m['completion']:,}", money(convert(m["cost"], rate), currency)])
+    rows.append(["Subtotal", f"{totals['answers']:,}", f"{totals['prompt']:,}", f"{totals['completion']:,}", money(convert(totals["cost"], rate), currency)])
+    story.append(_table(rows, [70 * mm, 20 * mm, 27 * mm, 27 * mm, 30 * mm], money_cols=(1, 2, 3, 4)))
+    daily = {r["day"]: r["cost"] for r in meter.db.query(
+        "SELECT day, sum(cost_nano) AS cost FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY day", (user_id, *period.days))}
+    points = [((period.start + dt.timedelta(days=i)).isoformat(), 0) for i in range((period.end - period.start).days + 1)]
+    story += [Paragraph("Cost per day", styles["h2"]), _chart([(d, daily.get(d, 0)) for d, _ in points], rate)]
+    story += [Paragraph("Charges", styles["h2"]), _table(_charge_rows(c), [144 * mm, 30 * mm], header=False, money_cols=(1,))]
+    story[-1].setStyle(TableStyle([("FONT", (0, -1), (-1, -1), BOLD, 9)]))
+    story += [Spacer(1, 4 * mm)] + _notes(meter, "user_id = ?", (user_id,), period, totals, rate, currency, styles)
+    return _build(story)
+
+
+def group_statement(meter, group_id: str, period: Period) -> bytes:
+    _register_fonts()
+    group = meter.db.query_one("SELECT * FROM groups WHERE id = ?", (group_id,))
+    if group is None:
+        raise LookupError(group_id)
+    s, styles = meter.settings, _styles()
+    members = meter.db.query(
+        """SELECT u.id, u.name, u.email, coalesce(sum(d.answers), 0) AS answers, coalesce(sum(d.cost_nano), 0) AS cost,
+                  coalesce(sum(d.confirmed_cost_nano), 0) AS confirmed
+           FROM group_members gm JOIN users u ON u.id = gm.user_id
+           LEFT JOIN usage_daily d ON d.user_id = u.id AND d.day BETWEEN ? AND ?
+           WHERE gm.group_id = ? GROUP BY u.id ORDER BY cost DESC, lower(coalesce(u.name, u.email, u.id))""",
+        (*period.days, group_id),
+    )
+    rate, currency = s.METER_USD_RATE, s.METER_CURRENCY
+    totals = {"answers": sum(m["answers"] for m in members), "cost": sum(m["cost"] for m in members), "confirmed": sum(m["confirmed"] for m in members)}
+    story = _header(meter, f"Group statement: {text(group['name'])}", statement_number("group", group_id, period), period, styles)
+    rows = [["Member", "Email", "Answers", "Cost"]]
+    rows += [[Paragraph(text(m["name"] or m["id"]), styles["cell"]), Paragraph(text(m["email"] or ""), styles["cell"]), f"{m['answers']:,}",
+              money(convert(m["cost"], rate), currency)] for m in members]
+    rows.append(["Total", "", f"{totals['answers']:,}", money(convert(totals["cost"], rate), currency)])
+    story.append(_table(rows, [60 * mm, 64 * mm, 20 * mm, 30 * mm], money_cols=(2, 3)))
+    c = charges(s, totals["cost"], totals["answers"])
+    story += [Paragraph("Charges", styles["h2"]), _table(_charge_rows(c), [144 * mm, 30 * mm], header=False, money_cols=(1,))]
+    marks = ",".join("?" * len(members)) or "''"
+    story += [Spacer(1, 4 * mm)] + _notes(meter, f"user_id IN ({marks})", tuple(m["id"] for m in members), period, totals, rate, currency, styles)
+    return _build(story)
+
+
+def summary_rows(meter, period: Period) -> list[dict]:
+    """Every user with usage in the period, with their charges (what the summary shows)."""
+    rows = meter.db.query(
+        """SELECT d.user_id, u.name, u.email, sum(d.answers) AS answers, sum(d.cost_nano) AS cost, sum(d.confirmed_cost_nano) AS confirmed
+           FROM usage_daily d LEFT JOIN users u ON u.id = d.user_id WHERE d.day BETWEEN ? AND ?
+           GROUP BY d.user_id HAVING sum(d.answers) > 0 ORDER BY cost DESC, d.user_id""",
+        period.days,
+    )
+    for row in rows:
+        row["charges"] = charges(meter.settings, row["cost"], row["answers"])
+    return rows
+
+
+def summary(meter, period: Period) -> bytes:
+    from .reconcile import reconcile
+
+    _register_fonts()
+    s, styles = meter.settings, _styles()
+    rate, currency = s.METER_USD_RATE, s.METER_CURRENCY
+    rows = summary_rows(meter, period)
+    story = _header(meter, "Usage summary", statement_number("summary", "all", period), period, styles)
+    table = [["User", "Answers", "Usage", "Fees", "Total due"]]
+    for r in rows:
+        usage = r["charges"].lines[0].amount
+        table.append([Paragraph(text(r["name"] or r["email"] or r["user_id"]), styles["cell"]), f"{r['answers']:,}", money(usage, currency),
+                      money(r["charges"].total - usage, currency), money(r["charges"].total, currency)])
+    grand_usage = sum((r["charges"].lines[0].amount for r in rows), Decimal("0.00"))
+    grand_total = sum((r["charges"].total for r in rows), Decimal("0.00"))
+    table.append(["Total", f"{sum(r['answers'] for r in rows):,}", money(grand_usage, currency), money(grand_total - grand_usage, currency), money(grand_total, currency)])
+    story.append(_table(table, [70 * mm, 22 * mm, 27 * mm, 27 * mm, 28 * mm], money_cols=(1, 2, 3, 4)))
+    models = meter.db.query(
+        "SELECT model, sum(answers) AS answers, sum(cost_nano) AS cost FROM usage_daily WHERE day BETWEEN ? AND ? GROUP BY model ORDER BY cost DESC LIMIT 10",
+        period.days,
+    )
+    story += [Paragraph("Top models", styles["h2"]),
+              _table([["Model", "Answers", "Cost"]] + [[Paragraph(text(m["model"]), styles["cell"]), f"{m['answers']:,}", money(convert(m["cost"], rate), currency)] for m in models],
+                     [110 * mm, 30 * mm, 34 * mm], money_cols=(1, 2))]
+    rec = reconcile(meter, period.start_ms, period.end_ms)
+    story.append(Paragraph("Reconciliation with OpenRouter", styles["h2"]))
+    if rec["openrouter_nano"] is None:
+        story.append(Paragraph(text(rec["precision"]), styles["body"]))
+    else:
+        recon = [["OpenRouter billed the key", money(convert(rec["openrouter_nano"], rate), currency)],
+                 ["Attributed to answers in the ledger", money(convert(rec["ledger_nano"], rate), currency)],
+                 ["Unattributed (titles, tags, follow-ups, other apps)", money(convert(rec["unattributed_nano"], rate), currency)]]
+        story += [_table(recon, [144 * mm, 30 * mm], header=False, money_cols=(1,)), Paragraph(text(rec["precision"]), styles["small"])]
+        total_cost = sum(r["cost"] for r in rows)
+        if s.METER_ALLOCATE_UNATTRIBUTED and rec["unattributed_nano"] > 0 and total_cost:
+            share = [["User", "Share of unattributed"]]
+            for r in rows:
+                part = rec["unattributed_nano"] * r["cost"] // total_cost
+                share.append([Paragraph(text(r["name"] or r["email"] or r["user_id"]), styles["cell"]), money(convert(part, rate), currency)])
+            story += [Paragraph("Unattributed spend shared by use", styles["h2"]), _table(share, [144 * mm, 30 * mm], money_cols=(1,))]
+    totals = {"cost": sum(r["cost"] for r in rows), "confirmed": sum(r["confirmed"] for r in rows)}
+    story += [Spacer(1, 4 * mm)] + _notes(meter, "1 = ?", (1,), period, totals, rate, currency, styles)
+    return _build(story)

@@ -1,0 +1,170 @@
+"""PDF statements read back with pypdf: names, period, rows and totals equal the ledger's."""
+
+import datetime as dt
+import io
+import re
+import shutil
+import subprocess
+import zipfile
+from decimal import Decimal
+
+import pytest
+from pypdf import PdfReader
+
+from conftest import ADA, API_KEY, BOB, JWT_SECRET, make_settings, outlet_body
+from owui_meter import clock, create_app, reports
+from owui_meter.auth import create_token
+from test_cli import run
+
+H = {"Authorization": f"Bearer {API_KEY}"}
+EVE = {"id": "eve", "name": '<b>Eve & "Co"</b>', "email": "eve@example.com", "role": "user"}
+IVAN = {"id": "ivan", "name": "Иван Петров", "email": "ivan@example.com", "role": "user"}
+NOV = dt.datetime(2026, 11, 10, 12, tzinfo=dt.timezone.utc).timestamp()
+
+
+def pdf_text(data: bytes) -> str:
+    """The document's text with white space folded (table cells come out one per line)."""
+    return " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages).split())
+
+
+def make_app(data_dir, monkeypatch, **settings):
+    monkeypatch.setattr(clock, "time_fn", lambda: NOV + 20 * 86400)
+    app = create_app(make_settings(data_dir, **settings))
+    return app, app.test_client(), {"Authorization": f"Bearer {create_token(JWT_SECRET)}"}
+
+
+def answer(client, key, user, cost, model="openai/gpt-4o-mini", prompt=100, completion=200, days_ago=20):
+    body = outlet_body(key=key, user=user, cost=cost, model=model, prompt=prompt, completion=completion, timestamp=NOV + 20 * 86400 - days_ago * 86400)
+    assert client.post("/api/v1/outlet", json=body, headers=H).status_code == 202
+
+
+@pytest.fixture
+def seeded(data_dir, monkeypatch):
+    app, client, admin = make_app(data_dir, monkeypatch)
+    answer(client, "a1", ADA, 1.2345, prompt=1000, completion=2000, days_ago=1)
+    answer(client, "a2", ADA, 0.5, model="anthropic/claude-3.5-haiku", prompt=10, completion=20, days_ago=2)
+    answer(client, "a3", ADA, 0.25, days_ago=3)
+    answer(client, "b1", BOB, 3.0, days_ago=4)
+    answer(client, "e1", EVE, 0.01, days_ago=5)
+    answer(client, "i1", IVAN, 0.02, days_ago=6)
+    yield app, client, admin
+    app.config["METER"].stop()
+
+
+def test_user_statement_matches_the_ledger(seeded):
+    app, client, admin = seeded
+    response = client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11", headers=admin)
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    content = pdf_text(response.data)
+    assert "Ada Admin" in content and "ada@example.com" in content
+    assert "01 November 2026 – 30 November 2026" in content
+    usage = client.get("/api/v1/usage", query_string={"group_by": "model", "user": ADA["id"], "from": "2026-11-01", "to": "2026-11-30"}, headers=admin).get_json()
+    assert len(usage["rows"]) == 2
+    for row in usage["rows"]:
+        cost = (Decimal(row["cost_nano"]) / 10**9).quantize(Decimal("0.01"))
+        assert f"{row['key']} {row['answers']:,} {row['prompt_tokens']:,} {row['completion_tokens']:,} ${cost:,}" in content
+    total = Decimal(usage["total"]["cost_nano"]) / 10**9
+    assert re.search(rf"Total \${total.quantize(Decimal('0.01'))}", content)  # $1.98
+    assert "Bob" not in content
+
+
+def test_markup_base_fee_and_currency(data_dir, monkeypatch):
+    app, client, admin = make_app(data_dir, monkeypatch, METER_MARKUP_PERCENT="10", METER_BASE_FEE="2", METER_CURRENCY="EUR", METER_USD_RATE="0.9")
+    answer(client, "x", ADA, 10)
+    content = pdf_text(client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11", headers=admin).data)
+    # usage $10 -> €9.00; markup 10% -> €0.90; base fee $2 -> €1.80; total €11.70
+    assert "Usage €9.00" in content and "Markup 10% €0.90" in content and "Base fee €1.80" in content and "Total €11.70" in content
+    assert "1 USD = 0.9 EUR" in content
+    app.config["METER"].stop()
+
+
+@pytest.mark.parametrize("usd, expected", [(None, None), (0.5, "Minimum charge adjustment $4.50"), (7, None)])
+def test_minimum_charge_at_its_edges(data_dir, monkeypatch, usd, expected):
+    app, client, admin = make_app(data_dir, monkeypatch, MINIMUM_CHARGE_FEE="5")
+    if usd is None:
+        with app.config["METER"].db.write() as conn:
+            conn.execute("INSERT INTO users (id, name, first_seen, last_seen) VALUES (?, 'Ada Admin', 0, 0)", (ADA["id"],))
+    else:
+        answer(client, "x", ADA, usd)
+    content = pdf_text(client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11", headers=admin).data)
+    total = {None: "$0.00", 0.5: "$5.00", 7: "$7.00"}[usd]
+    assert f"Total {total}" in content
+    assert ("Minimum charge adjustment" in content) == (expected is not None)
+    if expected:
+        assert expected in content
+    app.config["METER"].stop()
+
+
+def test_markup_escaping_and_cyrillic(seeded):
+    app, client, admin = seeded
+    eve = pdf_text(client.get("/api/v1/reports/user/eve.pdf?month=2026-11", headers=admin).data)
+    assert '<b>Eve & "Co"</b>' in eve
+    ivan = pdf_text(client.get("/api/v1/reports/user/ivan.pdf?month=2026-11", headers=admin).data)
+    assert "Иван Петров" in ivan
+
+
+def test_summary_totals_and_reconciliation_note(seeded):
+    app, client, admin = seeded
+    content = pdf_text(client.get("/api/v1/reports/summary.pdf?month=2026-11", headers=admin).data)
+    for name in ("Ada Admin", "Bob User", '<b>Eve & "Co"</b>', "Иван Петров"):
+        assert name in content
+    assert re.search(r"Total 6 \$5\.01 \$0\.00 \$5\.01", content)  # 1.98 + 3.00 + 0.01 + 0.02
+    assert "Reconciliation with OpenRouter" in content and "unknown" in content
+
+
+def test_group_statement(seeded):
+    app, client, admin = seeded
+    with app.config["METER"].db.write() as conn:
+        conn.execute("INSERT INTO groups (id, name, synced) VALUES ('eng', 'Engineering', 0)")
+        conn.execute("INSERT INTO group_members VALUES ('eng', ?), ('eng', ?)", (ADA["id"], BOB["id"]))
+    content = pdf_text(client.get("/api/v1/reports/group/eng.pdf?month=2026-11", headers=admin).data)
+    assert "Group statement: Engineering" in content and "Ada Admin" in content and "Bob User" in content
+    assert "Total 4 $4.98" in content and "Иван" not in content
+
+
+def test_zip_of_all_statements(seeded):
+    app, client, admin = seeded
+    response = client.get("/api/v1/reports/statements.zip?month=2026-11", headers=admin)
+    names = zipfile.ZipFile(io.BytesIO(response.data)).namelist()
+    assert len(names) == 5 and names[0].startswith("summary-")
+
+
+@pytest.mark.parametrize("path, status", [
+    ("/api/v1/reports/user/nobody.pdf?month=2026-11", 404),
+    ("/api/v1/reports/group/nope.pdf?month=2026-11", 404),
+    ("/api/v1/reports/summary.pdf?month=november", 400),
+    ("/api/v1/reports/summary.pdf?from=2026-11-30&to=2026-11-01", 400),
+    ("/api/v1/reports/summary.pdf?from=soon&to=later", 400),
+])
+def test_bad_report_requests(seeded, path, status):
+    app, client, admin = seeded
+    response = client.get(path, headers=admin)
+    assert response.status_code == status and response.is_json
+
+
+def test_reports_need_an_admin(seeded):
+    app, client, admin = seeded
+    assert client.get("/api/v1/reports/summary.pdf", headers=H).status_code == 401
+
+
+def test_report_command_writes_every_file(seeded, data_dir, tmp_path):
+    app, client, admin = seeded
+    app.config["METER"].stop()
+    out = tmp_path / "out"
+    result = run(data_dir, "report", "--month", "2026-11", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    written = result.stdout.split()
+    assert len(written) == 5 and all(p.endswith(".pdf") for p in written)
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.rsplit("/", 1)[1] for p in written)
+
+
+def test_render_to_png_for_a_look(seeded, tmp_path):
+    """Renders a statement and the summary to PNG (poppler's pdftoppm) to look at by eye."""
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("poppler-utils is not installed")
+    app, client, admin = seeded
+    for name, path in (("statement", f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11"), ("summary", "/api/v1/reports/summary.pdf?month=2026-11")):
+        pdf = tmp_path / f"{name}.pdf"
+        pdf.write_bytes(client.get(path, headers=admin).data)
+        subprocess.run(["pdftoppm", "-png", "-r", "60", str(pdf), str(tmp_path / name)], check=True)
+        assert (tmp_path / f"{name}-1.png").stat().st_size > 5000
