@@ -14,24 +14,20 @@ import requests
 
 from . import clock
 from .money import format_usd
-from .workers import Worker
+from .workers import Job
 
 log = logging.getLogger("owui_meter.alerts")
 
 
-class Alerts:
+class Alerts(Job):
+    name = "alerts"
+
     def __init__(self, meter):
+        super().__init__()
         self.meter = meter
         self.url = meter.settings.METER_ALERT_WEBHOOK_URL
         self.outbox: queue.Queue = queue.Queue(maxsize=1000)
-        self.worker = Worker(self.step, "alerts")
         self.sent = 0
-
-    def start(self) -> None:
-        self.worker.start()
-
-    def stop(self) -> None:
-        self.worker.stop()
 
     def check(self, conn, user_id: str, states) -> None:
         """Inside the write: note newly crossed thresholds and queue their messages."""

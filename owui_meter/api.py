@@ -13,7 +13,6 @@ from .clock import ms_to_iso
 from .ingest import BadInput
 from .ledger import Filters, decode_cursor, encode_cursor
 from .money import nano_to_usd
-from .notices import answer_notice
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -16,7 +16,7 @@ import apsw
 
 from . import clock
 from .db import connect, migrations
-from .workers import Worker
+from .workers import Job
 
 RUN_LOCK = "meter.lock"
 
@@ -103,20 +103,17 @@ def restore(data_dir: str, source: str) -> str:
         lock.close()
 
 
-class DailyBackups:
+class DailyBackups(Job):
     """A backup a day in {METER_DATA_DIR}/backups, keeping the newest METER_BACKUP_KEEP."""
 
+    name = "backups"
+    error_delay = 3600.0
+
     def __init__(self, meter):
+        super().__init__()
         self.meter = meter
         self.folder = os.path.join(meter.settings.METER_DATA_DIR, "backups")
-        self.worker = Worker(self.step, "backups", error_delay=3600)
         self.last: str | None = None
-
-    def start(self) -> None:
-        self.worker.start()
-
-    def stop(self) -> None:
-        self.worker.stop()
 
     def step(self) -> float:
         os.makedirs(self.folder, exist_ok=True)

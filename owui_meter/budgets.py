@@ -21,7 +21,7 @@ import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
 
-from . import clock
+from . import audit, clock
 from .money import format_usd
 
 PERIODS = ("day", "week", "month", "none")
@@ -200,3 +200,37 @@ def open_balance(conn, user_id: str, amount_nano: int, actor: str, note: str) ->
             "INSERT INTO balance_entries (user_id, ts, amount_nano, actor, note) VALUES (?, ?, ?, ?, ?)",
             (user_id, clock.now_ms(), amount_nano, actor, note),
         )
+
+
+# --- changing budgets (admin API and dashboard) -------------------------------------------------------
+
+
+def save_budget(meter, budget: dict, actor: str, budget_id: int | None = None) -> dict | None:
+    """Create (no id) or replace a budget, audited; the stored row, or None for an unknown id."""
+    values = budget | {"now": clock.now_ms(), "id": budget_id}
+    with meter.db.write() as conn:
+        if budget_id is None:
+            rows = conn.execute(
+                """INSERT INTO budgets (scope, scope_id, period, limit_nano, warn_percent, action, group_mode, created, updated)
+                   VALUES (:scope, :scope_id, :period, :limit_nano, :warn_percent, :action, :group_mode, :now, :now) RETURNING *""",
+                values,
+            ).fetchall()
+        else:
+            rows = conn.execute(
+                """UPDATE budgets SET scope = :scope, scope_id = :scope_id, period = :period, limit_nano = :limit_nano,
+                       warn_percent = :warn_percent, action = :action, group_mode = :group_mode, updated = :now
+                   WHERE id = :id RETURNING *""",
+                values,
+            ).fetchall()
+        if not rows:
+            return None
+        audit.record(conn, actor, "budget.create" if budget_id is None else "budget.update", {"budget_id": rows[0]["id"], **budget})
+        return rows[0]
+
+
+def delete_budget(meter, budget_id: int, actor: str) -> bool:
+    with meter.db.write() as conn:
+        if not conn.execute("DELETE FROM budgets WHERE id = ? RETURNING id", (budget_id,)).fetchall():
+            return False
+        audit.record(conn, actor, "budget.delete", {"budget_id": budget_id})
+        return True

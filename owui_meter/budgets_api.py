@@ -6,10 +6,10 @@ from decimal import Decimal, InvalidOperation
 
 from flask import Blueprint, abort, current_app, g, jsonify, render_template
 
-from . import audit, clock
+from . import audit, budgets, clock
 from .api import event_json, json_body
 from .auth import Unauthorized, create_token, decode_token, require_admin
-from .budgets import PERIODS, open_balance
+from .budgets import PERIODS, open_balance, save_budget
 from .ingest import BadInput
 from .money import nano_to_usd, usd_to_nano
 
@@ -89,42 +89,24 @@ def list_budgets():
 @bp.post("/api/v1/budgets")
 @require_admin
 def create_budget():
-    budget = parse_budget(json_body())
-    now = clock.now_ms()
-    with meter().db.write() as conn:
-        row = conn.execute(
-            """INSERT INTO budgets (scope, scope_id, period, limit_nano, warn_percent, action, group_mode, created, updated)
-               VALUES (:scope, :scope_id, :period, :limit_nano, :warn_percent, :action, :group_mode, :now, :now) RETURNING *""",
-            budget | {"now": now},
-        ).fetchall()[0]
-        audit.record(conn, g.admin_name, "budget.create", {"budget_id": row["id"], **budget})
+    row = save_budget(meter(), parse_budget(json_body()), g.admin_name)
     return jsonify(budget_json(row)), 201
 
 
 @bp.put("/api/v1/budgets/<int:budget_id>")
 @require_admin
 def update_budget(budget_id):
-    budget = parse_budget(json_body())
-    with meter().db.write() as conn:
-        rows = conn.execute(
-            """UPDATE budgets SET scope = :scope, scope_id = :scope_id, period = :period, limit_nano = :limit_nano,
-                   warn_percent = :warn_percent, action = :action, group_mode = :group_mode, updated = :now
-               WHERE id = :id RETURNING *""",
-            budget | {"now": clock.now_ms(), "id": budget_id},
-        ).fetchall()
-        if not rows:
-            abort(404)
-        audit.record(conn, g.admin_name, "budget.update", {"budget_id": budget_id, **budget})
-    return jsonify(budget_json(rows[0]))
+    row = save_budget(meter(), parse_budget(json_body()), g.admin_name, budget_id)
+    if row is None:
+        abort(404)
+    return jsonify(budget_json(row))
 
 
 @bp.delete("/api/v1/budgets/<int:budget_id>")
 @require_admin
 def delete_budget(budget_id):
-    with meter().db.write() as conn:
-        if not conn.execute("DELETE FROM budgets WHERE id = ? RETURNING id", (budget_id,)).fetchall():
-            abort(404)
-        audit.record(conn, g.admin_name, "budget.delete", {"budget_id": budget_id})
+    if not budgets.delete_budget(meter(), budget_id, g.admin_name):
+        abort(404)
     return "", 204
 
 

@@ -26,20 +26,22 @@ from . import clock
 from .ledger import NewEvent, UserInfo
 from .money import usd_to_nano
 from .openrouter import OpenRouter, OpenRouterError
-from .workers import Worker
+from .workers import Job
 
 log = logging.getLogger("owui_meter.costs")
 
 KEY_REFUSED = (401, 402, 403)
 
 
-class Resolver:
+class Resolver(Job):
+    name = "resolver"
+
     def __init__(self, meter):
+        super().__init__()
         self.meter = meter
         s = meter.settings
         self.client = OpenRouter(s.OPENROUTER_BASE_URL, s.OPENROUTER_API_KEY, s.OPENROUTER_TIMEOUT_SECONDS)
         self.enabled = bool(s.OPENROUTER_API_KEY)
-        self.worker = Worker(self.step, "resolver")
         self.last_error: str | None = None
         self.paused_until: float | None = None  # clock seconds
         self.paused_reason: str | None = None
@@ -48,12 +50,6 @@ class Resolver:
         self._next_start = 0.0
 
     # --- worker ----------------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self.worker.start()
-
-    def stop(self) -> None:
-        self.worker.stop()
 
     def step(self) -> float:
         poll = self.meter.settings.METER_WORKER_POLL_MS / 1000

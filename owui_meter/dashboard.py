@@ -13,6 +13,7 @@ from flask_login import current_user, login_required, login_user
 
 from . import __version__, audit, clock, login, prices
 from .api import parse_filters, parse_int
+from .budgets import delete_budget, save_budget
 from .budgets_api import parse_budget
 from .charts import bar_chart
 from .ingest import BadInput
@@ -328,26 +329,16 @@ def create_budget():
         body["warn_percent"] = int(form.get("warn_percent") or 80)
     except ValueError:
         raise BadInput("warn_percent must be a whole number") from None
-    budget = parse_budget(body)
-    now = clock.now_ms()
-    with meter().db.write() as conn:
-        row = conn.execute(
-            """INSERT INTO budgets (scope, scope_id, period, limit_nano, warn_percent, action, group_mode, created, updated)
-               VALUES (:scope, :scope_id, :period, :limit_nano, :warn_percent, :action, :group_mode, :now, :now) RETURNING id""",
-            budget | {"now": now},
-        ).fetchall()[0]
-        audit.record(conn, current_user.username, "budget.create", {"budget_id": row["id"], **budget})
+    save_budget(meter(), parse_budget(body), current_user.username)
     flash("Budget created.")
     return redirect(url_for("dashboard.budgets"))
 
 
 @bp.post("/budgets/<int:budget_id>/delete")
 @login_required
-def delete_budget(budget_id):
-    with meter().db.write() as conn:
-        if not conn.execute("DELETE FROM budgets WHERE id = ? RETURNING id", (budget_id,)).fetchall():
-            abort(404)
-        audit.record(conn, current_user.username, "budget.delete", {"budget_id": budget_id})
+def remove_budget(budget_id):
+    if not delete_budget(meter(), budget_id, current_user.username):
+        abort(404)
     flash("Budget deleted.")
     return redirect(url_for("dashboard.budgets"))
 

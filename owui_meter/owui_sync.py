@@ -13,7 +13,7 @@ import requests
 
 from . import clock
 from .db import get_meta, set_meta
-from .workers import Worker
+from .workers import Job
 
 log = logging.getLogger("owui_meter.sync")
 
@@ -24,14 +24,16 @@ class SyncError(Exception):
     pass
 
 
-class OpenWebUISync:
+class OpenWebUISync(Job):
+    name = "openwebui-sync"
+
     def __init__(self, meter):
+        super().__init__()
         self.meter = meter
         s = meter.settings
         self.base = (s.OPENWEBUI_URL or "").rstrip("/")
         self.key = s.OPENWEBUI_API_KEY
         self.session = requests.Session()
-        self.worker = Worker(self.step, "openwebui-sync")
 
     @property
     def configured(self) -> bool:
@@ -39,10 +41,7 @@ class OpenWebUISync:
 
     def start(self) -> None:
         if self.configured:
-            self.worker.start()
-
-    def stop(self) -> None:
-        self.worker.stop()
+            super().start()
 
     def step(self) -> float:
         try:

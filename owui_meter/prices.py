@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from . import audit, clock
 from .ingest import BadInput
 from .openrouter import OpenRouter, OpenRouterError
-from .workers import Worker
+from .workers import Job
 
 log = logging.getLogger("owui_meter.prices")
 
@@ -69,22 +69,18 @@ def make_estimator():
     return estimator
 
 
-class PriceSync:
+class PriceSync(Job):
     """Fetches OpenRouter's /models price list at start and every METER_PRICE_SYNC_HOURS."""
 
+    name = "price-sync"
+
     def __init__(self, meter):
+        super().__init__()
         self.meter = meter
         s = meter.settings
         self.client = OpenRouter(s.OPENROUTER_BASE_URL, s.OPENROUTER_API_KEY, s.OPENROUTER_TIMEOUT_SECONDS)
-        self.worker = Worker(self.step, "price-sync")
         self.last_sync: int | None = None
         self.last_error: str | None = None
-
-    def start(self) -> None:
-        self.worker.start()
-
-    def stop(self) -> None:
-        self.worker.stop()
 
     def step(self) -> float:
         try:

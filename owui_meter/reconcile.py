@@ -16,26 +16,22 @@ from . import clock
 from .clock import ms_to_iso
 from .money import usd_to_nano
 from .openrouter import OpenRouter, OpenRouterError
-from .workers import Worker
+from .workers import Job
 
 log = logging.getLogger("owui_meter.reconcile")
 
 
-class KeySampler:
+class KeySampler(Job):
     """Samples OpenRouter's running usage of the key into ``key_usage``."""
 
+    name = "key-sampler"
+
     def __init__(self, meter):
+        super().__init__()
         self.meter = meter
         s = meter.settings
         self.client = OpenRouter(s.OPENROUTER_BASE_URL, s.OPENROUTER_API_KEY, s.OPENROUTER_TIMEOUT_SECONDS)
-        self.worker = Worker(self.step, "key-sampler")
         self.last_error: str | None = None
-
-    def start(self) -> None:
-        self.worker.start()
-
-    def stop(self) -> None:
-        self.worker.stop()
 
     def step(self) -> float:
         try:

@@ -10,7 +10,7 @@ import logging
 
 from . import clock
 from .db import get_meta, set_meta
-from .workers import Worker
+from .workers import Job
 
 log = logging.getLogger("owui_meter.retention")
 BATCH = 10_000
@@ -40,14 +40,18 @@ def prune(meter) -> int:
     return removed
 
 
-class Retention:
+class Retention(Job):
+    name = "retention"
+    error_delay = 3600.0
+
     def __init__(self, meter):
+        super().__init__()
         self.meter = meter
-        self.worker = Worker(lambda: (prune(meter), 86400.0)[1], "retention", error_delay=3600)
+
+    def step(self) -> float:
+        prune(self.meter)
+        return 86400.0
 
     def start(self) -> None:
         if self.meter.settings.METER_RETENTION_DAYS:
-            self.worker.start()
-
-    def stop(self) -> None:
-        self.worker.stop()
+            super().start()

@@ -53,3 +53,22 @@ class Worker:
                 delay = self._error_delay
             self._wake.wait(max(0.0, delay))
             self._wake.clear()
+
+
+class Job:
+    """A background job of the meter: subclasses set ``name`` and define ``step()``."""
+
+    name = "job"
+    error_delay = 30.0
+
+    def __init__(self):
+        self.worker = Worker(self.step, self.name, self.error_delay)
+
+    def step(self) -> float:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.worker.start()
+
+    def stop(self) -> None:
+        self.worker.stop()

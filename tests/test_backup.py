@@ -7,7 +7,7 @@ import threading
 import requests
 
 from conftest import API_KEY, outlet_body
-from owui_meter.backup import BackupError, backup, check, restore
+from owui_meter.backup import BackupError, backup, check
 from test_cli import run
 
 H = {"Authorization": f"Bearer {API_KEY}"}

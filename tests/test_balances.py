@@ -2,9 +2,8 @@
 
 import pytest
 
-from conftest import ADA, API_KEY, BOB, JWT_SECRET, make_settings, outlet_body
+from conftest import ADA, API_KEY, BOB, make_settings, outlet_body
 from owui_meter import create_app
-from owui_meter.auth import create_token
 
 H = {"Authorization": f"Bearer {API_KEY}"}
 

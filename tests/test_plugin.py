@@ -146,8 +146,6 @@ def test_tag_user_sets_the_openai_user_field(live_meter):
 
 
 def test_meter_down_chat_goes_on_and_answers_are_sent_later_exactly_once(app):
-    from conftest import LiveMeter
-
     port = free_port()
     plugin = make_filter(f"http://127.0.0.1:{port}", timeout_seconds=1)
     inlet = load_fixture("ui.inlet.json")

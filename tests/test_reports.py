@@ -12,7 +12,7 @@ import pytest
 from pypdf import PdfReader
 
 from conftest import ADA, API_KEY, BOB, JWT_SECRET, make_settings, outlet_body
-from owui_meter import clock, create_app, reports
+from owui_meter import clock, create_app
 from owui_meter.auth import create_token
 from test_cli import run
 
