@@ -3,7 +3,7 @@
 Builds the image (on a Debian base made with debootstrap when no registry is reachable), runs it
 on a named volume, waits for its HEALTHCHECK, posts an answer from outside, restarts the
 container and finds the answer in the volume, checks the user is not root and that SIGTERM ends
-it cleanly. CI sets OWUI_METER_REQUIRE_CONTAINER=1 so a missing podman fails instead of skipping.
+it cleanly. .ci/run sets OWUI_METER_CI=1, so there a missing podman fails instead of skipping.
 """
 
 import os
@@ -51,7 +51,7 @@ def make_base_image():
 @pytest.fixture(scope="module")
 def image():
     if shutil.which("podman") is None:
-        if os.environ.get("OWUI_METER_REQUIRE_CONTAINER"):
+        if os.environ.get("OWUI_METER_CI"):
             pytest.fail("podman is required here (CI installs it)")
         pytest.skip("podman is not installed on this machine; CI runs this test")
     make_base_image()

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -161,7 +162,9 @@ def test_report_command_writes_every_file(seeded, data_dir, tmp_path):
 def test_render_to_png_for_a_look(seeded, tmp_path):
     """Renders a statement and the summary to PNG (poppler's pdftoppm) to look at by eye."""
     if shutil.which("pdftoppm") is None:
-        pytest.skip("poppler-utils is not installed")
+        if os.environ.get("OWUI_METER_CI"):
+            pytest.fail("pdftoppm is required here (.ci/run installs poppler-utils)")
+        pytest.skip("poppler-utils is not installed; .ci/run installs it")
     app, client, admin = seeded
     for name, path in (("statement", f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11"), ("summary", "/api/v1/reports/summary.pdf?month=2026-11")):
         pdf = tmp_path / f"{name}.pdf"
