@@ -363,6 +363,24 @@ def top_up(user_id):
     return redirect(url_for("dashboard.user", user_id=user_id))
 
 
+@bp.post("/users/<user_id>/erase")
+@login_required
+def erase(user_id):
+    """Forget a user (GDPR) after the admin ticked the confirmation."""
+    from .erasure import MODES, erase_user
+
+    mode = request.form.get("mode")
+    if mode not in MODES:
+        raise BadInput("choose anonymise or delete")
+    if request.form.get("confirm") != "yes":
+        raise BadInput("tick the box to confirm: erasing cannot be undone")
+    result = erase_user(meter(), user_id, mode, current_user.username)
+    if result is None:
+        abort(404)
+    flash(f"User erased ({mode}): {result['answers']} answers {'kept anonymously' if mode == 'anonymise' else 'deleted'}.")
+    return redirect(url_for("dashboard.users"))
+
+
 @bp.get("/status")
 @login_required
 def status():

@@ -15,8 +15,34 @@ from . import audit
 
 MODES = ("anonymise", "delete")
 # tables that name a user by id, and the column
-USER_COLUMNS = (("events", "user_id"), ("usage_daily", "user_id"), ("spend", "user_id"), ("balances", "user_id"),
-                ("balance_entries", "user_id"), ("alerts_sent", "user_id"))
+# tables that name a user by id
+USER_TABLES = ("events", "usage_daily", "spend", "balances", "balance_entries", "alerts_sent", "group_members")
+
+# Moving a user's rows to the pseudonym: rows keyed by user adds up with any the pseudonym
+# already holds (the same person anonymised twice), so no total is lost.
+MERGE_INTO_PSEUDONYM = (
+    """INSERT INTO usage_daily (day, user_id, model, source, answers, prompt_tokens, completion_tokens,
+           reasoning_tokens, cached_tokens, cost_nano, confirmed_cost_nano)
+       SELECT day, :alias, model, source, answers, prompt_tokens, completion_tokens, reasoning_tokens,
+           cached_tokens, cost_nano, confirmed_cost_nano FROM usage_daily WHERE user_id = :user
+       ON CONFLICT (day, user_id, model, source) DO UPDATE SET
+           answers = answers + excluded.answers, prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+           completion_tokens = completion_tokens + excluded.completion_tokens,
+           reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
+           cached_tokens = cached_tokens + excluded.cached_tokens, cost_nano = cost_nano + excluded.cost_nano,
+           confirmed_cost_nano = confirmed_cost_nano + excluded.confirmed_cost_nano""",
+    """INSERT INTO spend (user_id, period, start, cost_nano)
+       SELECT :alias, period, start, cost_nano FROM spend WHERE user_id = :user
+       ON CONFLICT (user_id, period, start) DO UPDATE SET cost_nano = cost_nano + excluded.cost_nano""",
+    """INSERT INTO balances (user_id, since, spent_nano)
+       SELECT :alias, since, spent_nano FROM balances WHERE user_id = :user
+       ON CONFLICT (user_id) DO UPDATE SET since = min(since, excluded.since), spent_nano = spent_nano + excluded.spent_nano""",
+    "INSERT OR IGNORE INTO alerts_sent SELECT budget_id, :alias, start, kind, ts FROM alerts_sent WHERE user_id = :user",
+    "INSERT OR IGNORE INTO group_members (group_id, user_id) SELECT group_id, :alias FROM group_members WHERE user_id = :user",
+    "UPDATE balance_entries SET user_id = :alias WHERE user_id = :user",
+    "UPDATE events SET user_id = :alias, chat_id = NULL, message_id = NULL, session_id = NULL WHERE user_id = :user",
+    "UPDATE budgets SET scope_id = :alias WHERE scope = 'user' AND scope_id = :user",
+)
 
 
 def pseudonym(user_id: str) -> str:
@@ -31,25 +57,19 @@ def erase_user(meter, user_id: str, mode: str, actor: str) -> dict | None:
         if not conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchall():
             return None
         counted = conn.execute("SELECT count(*) AS n FROM events WHERE user_id = ?", (user_id,)).fetchall()[0]["n"]
-        conn.execute("DELETE FROM group_members WHERE user_id = ?", (user_id,))
         if mode == "delete":
             conn.execute("DELETE FROM generations WHERE event_id IN (SELECT id FROM events WHERE user_id = ?)", (user_id,))
-            for table, column in USER_COLUMNS:
-                conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (user_id,))
             conn.execute("DELETE FROM budgets WHERE scope = 'user' AND scope_id = ?", (user_id,))
-            conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
         else:
             alias = pseudonym(user_id)
             conn.execute(
                 "INSERT OR IGNORE INTO users (id, email, name, role, first_seen, last_seen) SELECT ?, NULL, 'Erased user', NULL, first_seen, last_seen FROM users WHERE id = ?",
                 (alias, user_id),
             )
-            conn.execute("UPDATE events SET user_id = ?, chat_id = NULL, message_id = NULL, session_id = NULL WHERE user_id = ?", (alias, user_id))
-            for table, column in USER_COLUMNS[1:]:
-                # merge into any rows the pseudonym already has (a second erasure of the same id)
-                conn.execute(f"UPDATE OR IGNORE {table} SET {column} = ? WHERE {column} = ?", (alias, user_id))
-                conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (user_id,))
-            conn.execute("UPDATE budgets SET scope_id = ? WHERE scope = 'user' AND scope_id = ?", (alias, user_id))
-            conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+            for sql in MERGE_INTO_PSEUDONYM:
+                conn.execute(sql, {"alias": alias, "user": user_id})
+        for table in USER_TABLES:  # what is left under the real id goes (delete: all of it)
+            conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+        conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
         audit.record(conn, actor, f"user.{mode}", {"user": hashlib.sha256(user_id.encode()).hexdigest()[:16], "answers": counted})
     return {"mode": mode, "answers": counted}

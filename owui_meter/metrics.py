@@ -1,7 +1,8 @@
 """GET /metrics in Prometheus text format (prometheus-client), read from the database at scrape time.
 
-Per-user series are bounded: the METRICS_TOP_USERS users with the highest cost get their own
-label, everyone else is summed under user="other", so a large team cannot blow up the series count.
+Per-user series are bounded: the TOP_USERS users with the highest cost get their own label (their
+Open WebUI id, not their email: monitoring systems keep data long), everyone else is summed under
+user="other", so a large team cannot blow up the series count.
 """
 
 from __future__ import annotations
@@ -37,8 +38,7 @@ class MeterCollector:
         user_cost = CounterMetricFamily("owui_meter_user_cost_usd", f"Cost per user in USD (top {TOP_USERS}, the rest as 'other')", labels=["user"])
         user_answers = CounterMetricFamily("owui_meter_user_answers", f"Answers per user (top {TOP_USERS}, the rest as 'other')", labels=["user"])
         rows = db.query(
-            """SELECT coalesce(u.email, d.user_id) AS user, sum(d.answers) AS answers, sum(d.cost_nano) AS cost
-               FROM usage_daily d LEFT JOIN users u ON u.id = d.user_id GROUP BY d.user_id ORDER BY cost DESC"""
+"SELECT user_id AS user, sum(answers) AS answers, sum(cost_nano) AS cost FROM usage_daily GROUP BY user_id ORDER BY cost DESC"
         )
         for row in rows[:TOP_USERS]:
             user_cost.add_metric([row["user"]], row["cost"] / NANO)

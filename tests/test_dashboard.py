@@ -208,3 +208,15 @@ def test_topup_and_budget_forms(client, meter, seeded):
     assert meter.budgets.balance(meter.db.query, ADA["id"]) == 12_500_000_000
     bad = client.post(f"/users/{ADA['id']}/topup", data={"amount_usd": "lots", "csrf_token": token})
     assert bad.status_code == 400
+
+
+def test_erase_from_the_dashboard_needs_confirmation(client, meter, seeded):
+    log_in(client, meter)
+    token = csrf_of(client, f"/users/{BOB['id']}")
+    unconfirmed = client.post(f"/users/{BOB['id']}/erase", data={"mode": "anonymise", "csrf_token": token})
+    assert unconfirmed.status_code == 400 and meter.db.query_one("SELECT 1 AS x FROM users WHERE id = ?", (BOB["id"],))
+    done = client.post(f"/users/{BOB['id']}/erase", data={"mode": "anonymise", "confirm": "yes", "csrf_token": token})
+    assert done.status_code == 302
+    assert meter.db.query_one("SELECT 1 AS x FROM users WHERE id = ?", (BOB["id"],)) is None
+    assert meter.db.query_one("SELECT sum(cost_nano) AS c FROM usage_daily")["c"] == 1_750_000_000
+    assert meter.db.query_one("SELECT actor, action FROM audit_log WHERE action LIKE 'user.%'") == {"actor": "admin", "action": "user.anonymise"}

@@ -25,7 +25,7 @@ def test_metrics_reflect_the_ledger(client):
     s = samples(response.get_data(as_text=True))
     assert s[("owui_meter_answers_total", (("model", "m1"),))] == 2
     assert s[("owui_meter_cost_usd_total", (("model", "m2"),))] == 1.0
-    assert s[("owui_meter_user_cost_usd_total", (("user", BOB["email"]),))] == 1.25
+    assert s[("owui_meter_user_cost_usd_total", (("user", BOB["id"]),))] == 1.25
     assert s[("owui_meter_lookups_pending", ())] == 1
     assert s[("owui_meter_database_bytes", ())] > 0
     assert any(name == "owui_meter_request_seconds_count" and dict(labels).get("route") == "/api/v1/outlet" for name, labels in s)

@@ -79,3 +79,28 @@ def test_erase_from_the_cli(data_dir, client, meter):
     assert result.returncode == 0 and "1 answers" in result.stdout
     missing = run(data_dir, "erase-user", "nobody", "--mode", "delete")
     assert missing.returncode == 1
+
+
+def test_anonymising_the_same_person_twice_adds_up(client, meter, admin_headers):
+    client.post("/api/v1/outlet", json=outlet_body(key="a1", user=ADA, cost=1), headers=H)
+    client.delete(f"/api/v1/users/{ADA['id']}", query_string={"mode": "anonymise"}, headers=admin_headers)
+    client.post("/api/v1/outlet", json=outlet_body(key="a2", user=ADA, cost=2), headers=H)  # they come back
+    assert client.delete(f"/api/v1/users/{ADA['id']}", query_string={"mode": "anonymise"}, headers=admin_headers).status_code == 200
+    for table in ("events", "usage_daily"):
+        assert meter.db.query_one(f"SELECT sum(cost_nano) AS c FROM {table}")["c"] == 3_000_000_000, table
+    month = meter.db.query_one("SELECT cost_nano FROM spend WHERE period = 'month'")
+    assert month["cost_nano"] == 3_000_000_000  # budget counters keep the money too
+    assert meter.db.query_one("SELECT count(DISTINCT user_id) AS n FROM events")["n"] == 1
+
+
+def test_anonymise_keeps_group_membership_under_the_pseudonym(client, meter, admin_headers):
+    from owui_meter.erasure import pseudonym
+
+    client.post("/api/v1/outlet", json=outlet_body(key="a1", user=ADA, cost=1), headers=H)
+    with meter.db.write() as conn:
+        conn.execute("INSERT INTO groups (id, name, synced) VALUES ('g1', 'Team', 0)")
+        conn.execute("INSERT INTO group_members (group_id, user_id) VALUES ('g1', ?)", (ADA["id"],))
+    client.delete(f"/api/v1/users/{ADA['id']}", query_string={"mode": "anonymise"}, headers=admin_headers)
+    assert meter.db.query("SELECT group_id, user_id FROM group_members") == [{"group_id": "g1", "user_id": pseudonym(ADA["id"])}]
+    client.delete(f"/api/v1/users/{pseudonym(ADA['id'])}", query_string={"mode": "delete"}, headers=admin_headers)
+    assert meter.db.query("SELECT * FROM group_members") == []

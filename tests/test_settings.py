@@ -63,12 +63,15 @@ def test_invalid_setting_stops_the_start_with_exit_code_2(data_dir):
 
 
 def test_every_setting_is_documented_in_the_readme_and_env_example():
+    declared = {s.env for s in SETTINGS}
     readme = (REPO / "README.md").read_text()
-    assert settings_markdown() in readme, "README settings table is stale: paste `owui-meter settings --format markdown`"
     example = (REPO / "meter.env.example").read_text()
+    for name, names in (("README.md", set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", readme, re.M))),
+                        ("meter.env.example", set(re.findall(r"^# ([A-Z][A-Z0-9_]*)=", example, re.M)))):
+        assert names == declared, f"{name}: missing {sorted(declared - names)}, unknown {sorted(names - declared)}"
+    # and word for word what the declarations say (help text and defaults)
+    assert settings_markdown() in readme, "README settings table is stale: paste `owui-meter settings --format markdown`"
     assert example == settings_env_example(), "meter.env.example is stale: run `owui-meter settings --format env > meter.env.example`"
-    documented = set(re.findall(r"^# ([A-Z][A-Z0-9_]*)=", example, re.M))
-    assert documented == {s.env for s in SETTINGS}
 
 
 def test_settings_are_declared_once():
