@@ -20,6 +20,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).
 from seed import seed  # noqa: E402
 
 from owui_meter import reports  # noqa: E402
+from owui_meter.periods import Period  # noqa: E402
 
 
 def main() -> None:
@@ -31,7 +32,7 @@ def main() -> None:
         meter = seed(data_dir, args.events).config["METER"]
         print(f"seeded {args.events:,} events in {time.perf_counter() - t:.0f} s")
         last_month = (dt.date.today().replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
-        period = reports.Period.month(last_month, meter.settings.METER_TIMEZONE)
+        period = Period.month(last_month, meter.settings.METER_TIMEZONE)
         busiest = reports.summary_rows(meter, period)[0]["user_id"]
         times = []
         for _ in range(5):

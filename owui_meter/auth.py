@@ -1,34 +1,21 @@
-"""Who may call what: the plugin's API key, admin JWTs, and the admin login session.
+"""Credentials: comparing keys, signed tokens (JWT), and admin passwords (argon2id).
 
-The plugin key opens only the plugin endpoints. Admin endpoints take a JWT signed with
-``JWT_SECRET`` (HS256 only, ``exp`` required) or a logged-in dashboard session.
+Tokens are signed with ``JWT_SECRET``, HS256 only, ``exp`` required. Which routes take which
+credential is the web layer's business (``web/access.py``); this module only checks them.
 """
 
 from __future__ import annotations
 
-import functools
 import hmac
 import uuid
 
 import jwt
-from flask import current_app, g, request
 
 from . import clock
+from .errors import Unauthorized
 
 JWT_ALGORITHM = "HS256"
 ADMIN_SCOPE = "admin"
-
-
-class Unauthorized(Exception):
-    """No credentials, or wrong ones. The API answers 401."""
-
-
-def _bearer() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return None
 
 
 def key_matches(given: str | None, expected: str) -> bool:
@@ -36,18 +23,6 @@ def key_matches(given: str | None, expected: str) -> bool:
     if not given:
         return False
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
-
-
-def require_plugin_key(view):
-    """The plugin's endpoints: ``Authorization: Bearer API_KEY``."""
-
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        if not key_matches(_bearer(), current_app.config["METER"].settings.API_KEY):
-            raise Unauthorized("missing or wrong API key")
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 def create_token(secret: str, *, days: float = 30, name: str = "admin", scope: str = ADMIN_SCOPE) -> str:
@@ -80,34 +55,6 @@ def decode_token(token: str, secret: str, *, scope: str = ADMIN_SCOPE) -> dict:
     if claims.get("scope") != scope:
         raise Unauthorized("token is not valid here")
     return claims
-
-
-def _session_admin():
-    """The logged-in dashboard admin, when flask-login is set up and someone is logged in."""
-    if "login_manager" not in current_app.extensions and not hasattr(current_app, "login_manager"):
-        return None
-    from flask_login import current_user
-
-    return current_user if current_user.is_authenticated else None
-
-
-def require_admin(view):
-    """Admin JSON API: a JWT bearer token or a logged-in session."""
-
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        token = _bearer()
-        if token is not None:
-            meter = current_app.config["METER"]
-            g.admin_name = decode_token(token, meter.settings.JWT_SECRET)["sub"]
-        else:
-            admin = _session_admin()
-            if admin is None:
-                raise Unauthorized("log in or send an admin token")
-            g.admin_name = admin.username
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 # --- passwords ------------------------------------------------------------------------------

@@ -22,9 +22,12 @@ import zoneinfo
 from dataclasses import dataclass
 
 from . import audit, clock
-from .money import format_usd
+from .ledger import history_pruned
+from .errors import BadInput
+from .money import format_usd, parse_usd_nano
 
 PERIODS = ("day", "week", "month", "none")
+CALENDAR_PERIODS = ("day", "week", "month")
 PERIOD_WORDS = {
     "en": {"day": "daily", "week": "weekly", "month": "monthly", "none": "total"},
     "de": {"day": "Tages-", "week": "Wochen-", "month": "Monats-", "none": "Gesamt-"},
@@ -84,6 +87,42 @@ class BudgetState:
         }
 
 
+def parse_budget(body) -> dict:
+    if not isinstance(body, dict):
+        raise BadInput("body must be a JSON object")
+    allowed = {"scope", "scope_id", "period", "limit_usd", "warn_percent", "action", "group_mode"}
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise BadInput(f"unknown field {unknown[0]}")
+    scope = body.get("scope")
+    if scope not in ("user", "group", "all"):
+        raise BadInput("scope must be 'user', 'group' or 'all'")
+    scope_id = body.get("scope_id")
+    if scope == "all":
+        if scope_id not in (None, ""):
+            raise BadInput("scope_id must be empty when scope is 'all'")
+        scope_id = None
+    elif not isinstance(scope_id, str) or not scope_id.strip() or len(scope_id) > 256:
+        raise BadInput(f"scope_id must be the {scope}'s id")
+    period = body.get("period", "month")
+    if period not in PERIODS:
+        raise BadInput("period must be 'day', 'week', 'month' or 'none'")
+    warn = body.get("warn_percent", 80)
+    if isinstance(warn, bool) or not isinstance(warn, int) or not 1 <= warn <= 100:
+        raise BadInput("warn_percent must be a whole number from 1 to 100")
+    action = body.get("action", "block")
+    if action not in ("block", "warn"):
+        raise BadInput("action must be 'block' or 'warn'")
+    mode = body.get("group_mode", "per_member")
+    if mode not in ("per_member", "shared"):
+        raise BadInput("group_mode must be 'per_member' or 'shared'")
+    if scope == "user":
+        mode = "per_member"
+    return {"scope": scope, "scope_id": scope_id, "period": period, "limit_nano": parse_usd_nano("limit_usd", body.get("limit_usd")),
+            "warn_percent": warn, "action": action, "group_mode": mode}
+
+
+
 class Budgets:
     def __init__(self, meter):
         self.meter = meter
@@ -98,17 +137,28 @@ class Budgets:
     def on_cost(self, conn, row: dict, delta: int, new: bool) -> None:
         if not delta:
             return
-        day = self.local_day(row["ts"])
-        for period in PERIODS:
+        self._add_spend(conn, row["user_id"], self.local_day(row["ts"]), delta, PERIODS)
+        conn.execute("UPDATE balances SET spent_nano = spent_nano + ? WHERE user_id = ? AND since <= ?", (delta, row["user_id"], row["ts"]))
+        if self.alerts is not None:
+            self.alerts.check(conn, row["user_id"], self.states(_rows(conn), row["user_id"], row["ts"]))
+
+    def _add_spend(self, conn, user_id: str, day: dt.date, delta: int, periods) -> None:
+        for period in periods:
             start, _ = period_start(period, day)
             conn.execute(
                 """INSERT INTO spend (user_id, period, start, cost_nano) VALUES (?, ?, ?, ?)
                    ON CONFLICT (user_id, period, start) DO UPDATE SET cost_nano = cost_nano + excluded.cost_nano""",
-                (row["user_id"], period, start, delta),
+                (user_id, period, start, delta),
             )
-        conn.execute("UPDATE balances SET spent_nano = spent_nano + ? WHERE user_id = ? AND since <= ?", (delta, row["user_id"], row["ts"]))
-        if self.alerts is not None:
-            self.alerts.check(conn, row["user_id"], self.states(_rows(conn), row["user_id"], row["ts"]))
+
+    def rebuild_spend(self, conn) -> None:
+        """Inside a write: recompute the day, week and month counters from the events, after a time
+        zone change moved the days. One-off allowances have no days; pruned history stays."""
+        if history_pruned(conn):
+            return
+        conn.execute("DELETE FROM spend WHERE period != 'none'")
+        for row in conn.execute("SELECT user_id, ts, cost_nano FROM events WHERE cost_nano != 0").fetchall():
+            self._add_spend(conn, row["user_id"], self.local_day(row["ts"]), row["cost_nano"], CALENDAR_PERIODS)
 
     # --- what applies to a user --------------------------------------------------------------------
 
@@ -200,6 +250,20 @@ def open_balance(conn, user_id: str, amount_nano: int, actor: str, note: str) ->
             "INSERT INTO balance_entries (user_id, ts, amount_nano, actor, note) VALUES (?, ?, ?, ?, ?)",
             (user_id, clock.now_ms(), amount_nano, actor, note),
         )
+
+
+def top_up(meter, user_id: str, amount_nano: int, actor: str, note: str) -> bool:
+    """Credit (or, negative, debit) a known user's balance, audited; False for an unknown user."""
+    if amount_nano == 0:
+        raise BadInput("amount_usd must not be zero")
+    if not isinstance(note, str) or len(note) > 500:
+        raise BadInput("note must be a string of at most 500 characters")
+    with meter.db.write() as conn:
+        if not conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchall():
+            return False
+        open_balance(conn, user_id, amount_nano, actor, note)
+        audit.record(conn, actor, "balance.topup", {"user_id": user_id, "amount_nano": amount_nano})
+    return True
 
 
 # --- changing budgets (admin API and dashboard) -------------------------------------------------------

@@ -54,9 +54,9 @@ def _banner(meter, url: str) -> None:
 def cmd_serve(args) -> int:
     from waitress.server import create_server
 
-    from . import create_app
-
     from .backup import BackupError, hold_run_lock
+    from .meter import Meter
+    from .web import create_app
 
     settings = _load_settings()
     _setup_logging(settings.METER_LOG_LEVEL)
@@ -66,8 +66,8 @@ def cmd_serve(args) -> int:
     except BackupError as exc:
         print(f"owui-meter: {exc}", file=sys.stderr)
         return 1
-    app = create_app(settings)
-    meter = app.config["METER"]
+    meter = Meter.open(settings, serving=True)
+    app = create_app(meter)
     try:
         server = create_server(
             app,
@@ -194,9 +194,10 @@ def cmd_api_key(args) -> int:
 
 
 def _open_meter():
-    from . import create_app
+    """The meter for a maintenance command: the server's time zone, no derived data rebuilt."""
+    from .meter import Meter
 
-    return create_app(_load_settings()).config["METER"]
+    return Meter.open(_load_settings())
 
 
 def cmd_backup(args) -> int:
@@ -247,7 +248,7 @@ def cmd_erase_user(args) -> int:
 
 def cmd_import_owui_metering(args) -> int:
     from .import_owui_metering import import_database
-    from .ingest import BadInput
+    from .errors import BadInput
 
     meter = _open_meter()
     try:
@@ -264,22 +265,19 @@ def cmd_import_owui_metering(args) -> int:
 def cmd_report(args) -> int:
     """Every statement with usage in the month, and the summary, into a folder (for cron)."""
     from . import reports
-    from .reports_api import slug
+    from .errors import BadInput
+    from .periods import Period
 
     meter = _open_meter()
     try:
-        period = reports.Period.month(args.month, meter.settings.METER_TIMEZONE)
+        period = Period.month(args.month, meter.settings.METER_TIMEZONE)
         os.makedirs(args.out, exist_ok=True)
-        files = [(f"summary-{period.start:%Y%m}.pdf", lambda: reports.summary(meter, period))]
-        for row in reports.summary_rows(meter, period):
-            files.append((f"statement-{slug(row['email'] or row['user_id'])}-{period.start:%Y%m}.pdf",
-                          lambda uid=row["user_id"]: reports.user_statement(meter, uid, period)))
-        for name, make in files:
+        for name, data in reports.documents(meter, period):
             path = os.path.join(args.out, name)
             with open(path, "wb") as fh:
-                fh.write(make())
+                fh.write(data)
             print(path)
-    except reports.ReportError as exc:
+    except (BadInput, reports.ReportError) as exc:
         print(f"owui-meter: {exc}", file=sys.stderr)
         return 2
     finally:

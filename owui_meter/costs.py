@@ -40,7 +40,7 @@ class Resolver(Job):
         super().__init__()
         self.meter = meter
         s = meter.settings
-        self.client = OpenRouter(s.OPENROUTER_BASE_URL, s.OPENROUTER_API_KEY, s.OPENROUTER_TIMEOUT_SECONDS)
+        self.client = OpenRouter.from_settings(s)
         self.enabled = bool(s.OPENROUTER_API_KEY)
         self.last_error: str | None = None
         self.paused_until: float | None = None  # clock seconds

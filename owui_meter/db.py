@@ -114,17 +114,8 @@ class Database:
     @contextlib.contextmanager
     def write(self):
         """``with db.write() as conn:`` runs one transaction on the single writer connection."""
-        # BEGIN IMMEDIATE takes the write lock up front: a deferred transaction that read first
-        # could not upgrade if anything else (a backup, a CLI command) wrote in between.
-        with self._write_lock:
-            conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._write_lock, self._transaction() as conn:
+            yield conn
 
     def submit(self, job):
         """Run ``job(conn)`` in a write transaction shared with other waiting jobs; its result.
@@ -144,25 +135,38 @@ class Database:
                 self._run_batch(batch)
         return entry.outcome()
 
-    def _run_batch(self, batch: list["_Job"]) -> None:
+    @contextlib.contextmanager
+    def _transaction(self):
+        """The one way anything is written: BEGIN IMMEDIATE … COMMIT, rolled back on any failure,
+        a failed COMMIT included (a full disk, an I/O error), so the next write starts clean
+        instead of finding a transaction still open. Caller holds the write lock."""
         conn = self._writer
+        # BEGIN IMMEDIATE takes the write lock up front: a deferred transaction that read first
+        # could not upgrade if anything else (a backup, a CLI command) wrote in between.
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            if len(batch) == 1:  # alone: no savepoint needed, a failure rolls back below
-                batch[0].result = batch[0].job(conn)
-            else:
-                for entry in batch:
-                    conn.execute("SAVEPOINT job")
-                    try:
-                        entry.result = entry.job(conn)
-                    except Exception as exc:
-                        conn.execute("ROLLBACK TO job")
-                        entry.error = exc
-                    conn.execute("RELEASE job")
+            yield conn
             conn.execute("COMMIT")
-        except Exception as exc:
+        except BaseException:
             if not conn.get_autocommit():
                 conn.execute("ROLLBACK")
+            raise
+
+    def _run_batch(self, batch: list["_Job"]) -> None:
+        try:
+            with self._transaction() as conn:
+                if len(batch) == 1:  # alone: no savepoint needed, a failure rolls back the whole
+                    batch[0].result = batch[0].job(conn)
+                else:
+                    for entry in batch:
+                        conn.execute("SAVEPOINT job")
+                        try:
+                            entry.result = entry.job(conn)
+                        except Exception as exc:
+                            conn.execute("ROLLBACK TO job")
+                            entry.error = exc
+                        conn.execute("RELEASE job")
+        except Exception as exc:
             for entry in batch:
                 entry.result, entry.error = None, exc
         for entry in batch:

@@ -1,61 +1,11 @@
-"""Error responses: JSON for the API, a short readable page elsewhere; never a traceback."""
+"""The meter's own exceptions for bad requests; the web layer turns them into 400 and 401."""
 
 from __future__ import annotations
 
-import logging
 
-from flask import jsonify, request
-from werkzeug.exceptions import HTTPException
-
-from .auth import Unauthorized
-from .ingest import BadInput
-
-log = logging.getLogger("owui_meter")
+class BadInput(ValueError):
+    """A field is missing, has the wrong type or is out of range; ``str(exc)`` names it."""
 
 
-def wants_json() -> bool:
-    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
-
-
-def error_response(status: int, message: str):
-    if wants_json():
-        response = jsonify({"error": message, "status": status})
-    else:
-        from markupsafe import escape
-
-        response = (
-            f"<!doctype html><title>{status}</title><h1>{status}</h1><p>{escape(message)}</p>",
-            status,
-            {"Content-Type": "text/html; charset=utf-8"},
-        )
-        return response
-    response.status_code = status
-    return response
-
-
-def init_app(app) -> None:
-    @app.errorhandler(BadInput)
-    def bad_input(exc):
-        return error_response(400, str(exc))
-
-    @app.errorhandler(Unauthorized)
-    def unauthorized(exc):
-        response = error_response(401, str(exc))
-        if wants_json():
-            response.headers["WWW-Authenticate"] = 'Bearer realm="owui-meter"'
-        return response
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc):
-        messages = {
-            400: "bad request",
-            404: "not found",
-            405: f"method {request.method} not allowed here",
-            413: f"request body too large (limit {app.config.get('MAX_CONTENT_LENGTH')} bytes)",
-        }
-        return error_response(exc.code or 500, messages.get(exc.code, exc.description or exc.name))
-
-    @app.errorhandler(Exception)
-    def unexpected(exc):
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal error; the meter's log has the details")
+class Unauthorized(Exception):
+    """Missing or wrong credentials."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import apsw
 
-from .ingest import BadInput, parse_metering_record
+from .errors import BadInput
+from .ingest import parse_metering_record
 from .money import usd_to_nano
 
 

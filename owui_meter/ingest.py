@@ -12,6 +12,7 @@ import re
 import uuid
 
 from . import clock
+from .errors import BadInput
 from .ledger import NewEvent, UserInfo
 from .money import usd_to_nano
 
@@ -21,10 +22,6 @@ GENERATION_ID = re.compile(r"^gen-[A-Za-z0-9_.:-]{1,200}$")
 # client clocks are trusted within these bounds; outside them the meter's receive time is used
 MAX_PAST_MS = 7 * 24 * 3600 * 1000
 MAX_FUTURE_MS = 5 * 60 * 1000
-
-
-class BadInput(ValueError):
-    """A request field is missing or has the wrong type; ``str(exc)`` names it."""
 
 
 def _require_object(body, what="body"):

@@ -44,6 +44,11 @@ class NewEvent:
     generation_ids: list[str] = field(default_factory=list)
 
 
+def history_pruned(conn) -> bool:
+    """True once retention has deleted old events: figures kept per day can no longer be rebuilt."""
+    return bool(conn.execute("SELECT 1 FROM meta WHERE key = 'retention.pruned_before'").fetchall())
+
+
 @dataclass
 class Recorded:
     event_id: int
@@ -127,22 +132,22 @@ class Ledger:
             },
         )
 
-    def rebuild_daily(self) -> int:
-        """Recompute usage_daily from the events (after a time zone change); returns events read.
+    def rebuild_daily(self, conn) -> int:
+        """Inside a write: recompute usage_daily from the events (after a time zone change);
+        returns events read.
 
         Only possible while every event is still stored: once retention has pruned events, the
         daily totals are the only record of those days and stay as they are.
         """
-        with self.db.write() as conn:
-            if conn.execute("SELECT 1 FROM meta WHERE key = 'retention.pruned_before'").fetchall():
-                return 0
-            conn.execute("DELETE FROM usage_daily")
-            count = 0
-            for row in conn.execute("SELECT * FROM events").fetchall():
-                self._add_daily(conn, row, answers=1, tokens=True, cost=row["cost_nano"],
-                                confirmed=_confirmed(row["cost_nano"], row["cost_source"]))
-                count += 1
-            return count
+        if history_pruned(conn):
+            return 0
+        conn.execute("DELETE FROM usage_daily")
+        count = 0
+        for row in conn.execute("SELECT * FROM events").fetchall():
+            self._add_daily(conn, row, answers=1, tokens=True, cost=row["cost_nano"],
+                            confirmed=_confirmed(row["cost_nano"], row["cost_source"]))
+            count += 1
+        return count
 
     # --- events -----------------------------------------------------------------------------
 
@@ -329,4 +334,7 @@ def decode_cursor(text: str) -> tuple[int, int]:
     """Raises ValueError for anything that is not a cursor this meter made."""
     padded = text + "=" * (-len(text) % 4)
     ts, _, event_id = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
-    return int(ts), int(event_id)
+    ts, event_id = int(ts), int(event_id)
+    if not (0 <= ts < 2**62 and 0 <= event_id < 2**62):  # SQLite integers are 64-bit
+        raise ValueError("cursor out of range")
+    return ts, event_id

@@ -1,49 +1,107 @@
-"""The running meter: settings, database, ledger, and the background workers of ``serve``."""
+"""The running meter: settings, database and every domain object, built in one place.
+
+``Meter.open(settings, serving=True)`` is what ``owui-meter serve`` (and the app factory) use;
+``Meter.open(settings)`` is what maintenance commands use. Only the server follows a changed
+``METER_TIMEZONE`` (rebuilding the figures kept per local day) and makes the first admin; a
+command run beside it reads the server's stored time zone and never rewrites derived data.
+Workers are built here but only ``start()`` runs them, so tests and commands have no threads.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 
+from . import first_run
+from .alerts import Alerts
+from .backup import DailyBackups
+from .budgets import Budgets
+from .costs import Resolver
 from .db import Database, get_meta, set_meta
 from .ledger import Ledger
-from .notices import answer_notice
+from .notices import outlet_notice
+from .owui_sync import OpenWebUISync
+from .prices import PriceSync, make_estimator
+from .reconcile import KeySampler
+from .retention import Retention
 
 log = logging.getLogger("owui_meter")
 
+TIMEZONE_KEY = "usage_daily.timezone"  # the zone the stored daily totals and spend counters are in
+
 
 class Meter:
-    """Everything one meter process holds. The app keeps it in ``app.config["METER"]``.
+    """Everything one meter process holds. The web app keeps it in ``app.config["METER"]``."""
 
-    ``workers`` are objects with ``start()`` and ``stop()``; ``serve`` starts them, never import
-    or create_app, so tests and CLI commands run without background threads.
-    ``health`` holds callables returning a dict merged into /healthcheck.
-    ``inlet_policy(parsed_inlet) -> (allow, message)`` decides at inlet (budgets set it);
-    ``outlet_notice(event_row, language) -> str`` makes the line shown above an answer.
-    """
-
-    def __init__(self, settings):
+    def __init__(self, settings, db: Database, *, serving: bool):
         self.settings = settings
-        self.db = Database(os.path.join(settings.METER_DATA_DIR, "meter.db"))
-        self.ledger = Ledger(self.db, settings.METER_TIMEZONE)
-        self._follow_timezone()
-        self.workers: list = []
-        self.health: list = []
-        self.inlet_policy = None
-        self.outlet_notice = answer_notice
+        self.db = db
+        self.serving = serving
         self.generated: list[str] = []  # names of secrets made on this start
-        self.generated_password: str | None = None
+        self.generated_password: str | None = None  # the first admin's password, shown once
+        self.ledger = Ledger(db, settings.METER_TIMEZONE)
+        self.ledger.estimator = make_estimator()
+        self.budgets = Budgets(self)
+        self.ledger.cost_listeners.append(self.budgets.on_cost)
+        if settings.METER_ALERT_WEBHOOK_URL:
+            self.budgets.alerts = Alerts(self)
+        self.resolver = Resolver(self)
+        self.price_sync = PriceSync(self)
+        self.key_sampler = KeySampler(self) if settings.OPENROUTER_API_KEY else None
+        self.owui_sync = OpenWebUISync(self)
+        # background jobs (objects with start() and stop()), started only by serve
+        self.workers: list = [self.resolver, self.price_sync, self.key_sampler, self.budgets.alerts, self.owui_sync,
+                              Retention(self), DailyBackups(self) if settings.METER_BACKUP_KEEP else None]
+        self.workers = [w for w in self.workers if w is not None]
+        # callables returning a dict merged into /healthcheck and the Status page
+        self.health = [self.resolver.health, self.owui_sync.health]
         self._started = False
 
+    @classmethod
+    def open(cls, settings, *, serving: bool = False) -> "Meter":
+        """Open (and migrate) the database in ``METER_DATA_DIR`` and build the meter on it."""
+        settings, generated = first_run.complete_secrets(settings)
+        db = Database(os.path.join(settings.METER_DATA_DIR, "meter.db"))
+        try:
+            settings = _settle_timezone(db, settings, serving)
+            meter = cls(settings, db, serving=serving)
+            meter.generated = generated
+            if serving:
+                meter.generated_password = first_run.ensure_admin(db, settings)
+                meter._follow_timezone()
+        except BaseException:
+            db.close()
+            raise
+        return meter
+
+    # --- what the plugin endpoints ask ----------------------------------------------------------
+
+    def inlet_policy(self, parsed_inlet) -> tuple[bool, str | None]:
+        """May this user chat now? (allow, message to show when not)."""
+        return self.budgets.inlet_policy(parsed_inlet)
+
+    def outlet_notice(self, row: dict, lang: str) -> str:
+        """The line shown above an answer: its cost and what is left of the user's budgets."""
+        query = self.db.query
+        user_id = row["user_id"]
+        return outlet_notice(row, lang, self.budgets.states(query, user_id), self.budgets.balance(query, user_id), self.settings)
+
+    # --- time zone ------------------------------------------------------------------------------
+
     def _follow_timezone(self) -> None:
-        """Daily totals are kept in METER_TIMEZONE's days: rebuild them when it changes."""
-        stored = get_meta(self.db, "usage_daily.timezone")
-        if stored != self.settings.METER_TIMEZONE:
+        """The server's start: figures kept per local day follow a changed METER_TIMEZONE."""
+        stored = get_meta(self.db, TIMEZONE_KEY)
+        zone = self.settings.METER_TIMEZONE
+        if stored == zone:
+            return
+        with self.db.write() as conn:
             if stored is not None:
-                count = self.ledger.rebuild_daily()
-                log.info("time zone changed from %s to %s: daily totals rebuilt from %d events", stored, self.settings.METER_TIMEZONE, count)
-            with self.db.write() as conn:
-                set_meta(conn, "usage_daily.timezone", self.settings.METER_TIMEZONE)
+                count = self.ledger.rebuild_daily(conn)
+                self.budgets.rebuild_spend(conn)
+                log.info("time zone changed from %s to %s: daily totals and spend rebuilt from %d events", stored, zone, count)
+            set_meta(conn, TIMEZONE_KEY, zone)
+
+    # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
         for worker in self.workers:
@@ -59,3 +117,18 @@ class Meter:
                     log.exception("stopping %s failed", type(worker).__name__)
             self._started = False
         self.db.close()
+
+
+def _settle_timezone(db: Database, settings, serving: bool):
+    """Settings whose METER_TIMEZONE is the one the stored figures are kept in.
+
+    The server's own setting wins (it rebuilds on start); any other process uses the stored zone,
+    so a cron job with another ``TZ`` or an unset ``METER_TIMEZONE`` cannot split the days.
+    """
+    stored = get_meta(db, TIMEZONE_KEY)
+    if serving or stored is None or stored == settings.METER_TIMEZONE:
+        return settings
+    if settings.origin("METER_TIMEZONE") != "default":
+        log.warning("METER_TIMEZONE=%s ignored: the meter's figures are kept in %s (change it on the server)",
+                    settings.METER_TIMEZONE, stored)
+    return settings.replace(origin="database", METER_TIMEZONE=stored)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
+from .errors import BadInput
+
 NANO = 10**9
+MAX_INPUT_USD = Decimal(1_000_000)  # the largest amount a person may type anywhere (budgets, top-ups, prices)
 
 
 def usd_to_nano(value) -> int:
@@ -24,6 +27,30 @@ def usd_to_nano(value) -> int:
     if not amount.is_finite():
         raise ValueError(f"not a finite amount: {value!r}")
     return int((amount * NANO).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def parse_usd(name: str, value, *, low=Decimal(0), high=MAX_INPUT_USD) -> Decimal:
+    """A dollar amount a person typed or sent (a JSON number or a string such as "10.50").
+
+    The one parser for every amount that comes in (settings, budgets, top-ups, prices): the same
+    bounds and the same messages everywhere. Raises BadInput naming ``name``.
+    """
+    if value is None or value == "":
+        raise BadInput(f"{name} is required")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise BadInput(f"{name} must be a number like 10 or 10.50")
+    try:
+        amount = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+    except InvalidOperation:
+        raise BadInput(f"{name} must be a number like 10 or 10.50") from None
+    if not amount.is_finite() or not Decimal(low) <= amount <= Decimal(high):
+        raise BadInput(f"{name} must be between {low:,} and {high:,}")
+    return amount
+
+
+def parse_usd_nano(name: str, value, *, low=Decimal(0), high=MAX_INPUT_USD) -> int:
+    """:func:`parse_usd` in nano-USD."""
+    return usd_to_nano(parse_usd(name, value, low=low, high=high))
 
 
 def nano_to_usd(nano: int | None) -> float | None:

@@ -1,8 +1,12 @@
-"""The one line a chat user sees above each answer: its cost and tokens."""
+"""The one line a chat user sees above each answer: its cost, what is left, a link to their page."""
 
 from __future__ import annotations
 
+from .auth import create_token
 from .money import format_usd
+
+SELF_SCOPE = "self"  # the token scope of a user's own page, /me/<token>
+SELF_TOKEN_DAYS = 7
 
 PENDING = {"en": "cost pending", "de": "Kosten folgen", "fr": "coût en attente", "es": "coste pendiente", "zh": "费用待定"}
 UNPRICED = {"en": "no price known", "de": "kein Preis bekannt", "fr": "prix inconnu", "es": "precio desconocido", "zh": "价格未知"}
@@ -41,7 +45,15 @@ WARN = {"en": "⚠ {p}% of your budget used", "de": "⚠ {p} % Ihres Budgets ver
 BALANCE = {"en": "balance {a}", "de": "Guthaben {a}", "fr": "solde {a}", "es": "saldo {a}", "zh": "余额 {a}"}
 
 
-def budget_notice(row: dict, lang: str, states: list, balance: int | None, link: str | None) -> str:
+def self_link(settings, user_id: str) -> str | None:
+    """A signed, expiring link to the user's own page, when METER_PUBLIC_URL is set."""
+    if not settings.METER_PUBLIC_URL:
+        return None
+    token = create_token(settings.JWT_SECRET, days=SELF_TOKEN_DAYS, name=user_id, scope=SELF_SCOPE)
+    return f"{settings.METER_PUBLIC_URL}/me/{token}"
+
+
+def outlet_notice(row: dict, lang: str, states: list, balance: int | None, settings) -> str:
     """The answer's line, then what is left of the tightest personal budget, a warning at its
     threshold, the balance, and the link to the user's own page. Shared budgets are left out:
     what is left of them would tell a user what others spent."""
@@ -55,6 +67,7 @@ def budget_notice(row: dict, lang: str, states: list, balance: int | None, link:
             parts.append(WARN[lang].format(p=min(int(tightest.percent), 999)))
     if balance is not None:
         parts.append(BALANCE[lang].format(a=format_usd(balance, 2)))
+    link = self_link(settings, row["user_id"])
     if link:
         parts.append(link)
     return " · ".join(parts)

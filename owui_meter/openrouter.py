@@ -28,6 +28,11 @@ class OpenRouter:
         self.timeout = timeout
         self.session = requests.Session()
 
+    @classmethod
+    def from_settings(cls, settings) -> "OpenRouter":
+        """The one way the meter builds its client: OPENROUTER_BASE_URL, _API_KEY, _TIMEOUT_SECONDS."""
+        return cls(settings.OPENROUTER_BASE_URL, settings.OPENROUTER_API_KEY, settings.OPENROUTER_TIMEOUT_SECONDS)
+
     def _request(self, method: str, path: str, **kwargs) -> dict:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         try:

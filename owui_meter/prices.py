@@ -11,7 +11,8 @@ import logging
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from . import audit, clock
-from .ingest import BadInput
+from .errors import BadInput
+from .money import parse_usd
 from .openrouter import OpenRouter, OpenRouterError
 from .workers import Job
 
@@ -78,7 +79,7 @@ class PriceSync(Job):
         super().__init__()
         self.meter = meter
         s = meter.settings
-        self.client = OpenRouter(s.OPENROUTER_BASE_URL, s.OPENROUTER_API_KEY, s.OPENROUTER_TIMEOUT_SECONDS)
+        self.client = OpenRouter.from_settings(s)
         self.last_sync: int | None = None
         self.last_error: str | None = None
 
@@ -139,6 +140,12 @@ def price_json(row: dict) -> dict:
     }
 
 
+def parse_model_id(model_id: str) -> str:
+    if not isinstance(model_id, str) or not model_id.strip() or len(model_id) > 512:
+        raise BadInput("model id must be 1 to 512 characters")
+    return model_id
+
+
 def parse_admin_price(body) -> dict:
     """``{"prompt_usd_per_mtok", "completion_usd_per_mtok", ["reasoning_usd_per_mtok"],
     ["cache_read_usd_per_mtok"], ["request_usd"]}`` -> pico-USD per token / request."""
@@ -157,14 +164,7 @@ def parse_admin_price(body) -> dict:
                 raise BadInput(f"{name} is required")
             out[f"{field}_pico"] = 0 if field == "request" else None
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise BadInput(f"{name} must be a number")
-        try:
-            amount = Decimal(str(value))
-        except InvalidOperation:
-            raise BadInput(f"{name} must be a number") from None
-        if not amount.is_finite() or amount < 0 or amount > 10**6:
-            raise BadInput(f"{name} must be between 0 and 1000000")
+        amount = parse_usd(name, value)
         per_token = amount if field == "request" else amount / PER_MTOK
         out[f"{field}_pico"] = int((per_token * PICO).to_integral_value(rounding=ROUND_HALF_EVEN))
     return out

@@ -30,7 +30,7 @@ class KeySampler(Job):
         super().__init__()
         self.meter = meter
         s = meter.settings
-        self.client = OpenRouter(s.OPENROUTER_BASE_URL, s.OPENROUTER_API_KEY, s.OPENROUTER_TIMEOUT_SECONDS)
+        self.client = OpenRouter.from_settings(s)
         self.last_error: str | None = None
 
     def step(self) -> float:

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import io
 import os
+import re
 import zoneinfo
 from decimal import Decimal
 from xml.sax.saxutils import escape
@@ -28,6 +29,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from . import __version__, clock
 from .billing import charges, convert, money
 from .db import get_meta
+from .periods import Period
 
 FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu", "/usr/local/share/fonts/dejavu")
 FONT, BOLD = "DejaVuSans", "DejaVuSans-Bold"
@@ -62,34 +64,6 @@ def _styles():
 def text(value) -> str:
     """A user-supplied value, safe inside a Paragraph."""
     return escape("" if value is None else str(value))
-
-
-class Period:
-    """Local days [start, end] in METER_TIMEZONE and the matching unix-ms window."""
-
-    def __init__(self, start: dt.date, end: dt.date, timezone: str):
-        if start > end:
-            raise ReportError("the period must start before it ends")
-        self.start, self.end = start, end
-        zone = zoneinfo.ZoneInfo(timezone)
-        self.start_ms = int(dt.datetime.combine(start, dt.time(), zone).timestamp() * 1000)
-        self.end_ms = int(dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone).timestamp() * 1000)
-
-    @classmethod
-    def month(cls, text_: str, timezone: str) -> "Period":
-        try:
-            first = dt.date.fromisoformat(text_ + "-01")
-        except ValueError:
-            raise ReportError("month must look like 2026-11") from None
-        last = (first + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
-        return cls(first, last, timezone)
-
-    @property
-    def days(self) -> tuple[str, str]:
-        return self.start.isoformat(), self.end.isoformat()
-
-    def __str__(self) -> str:
-        return f"{self.start:%d %B %Y} – {self.end:%d %B %Y}"
 
 
 def _table(rows, widths, header=True, money_cols=()):
@@ -153,6 +127,25 @@ def _notes(meter, where: str, params: tuple, period: Period, totals: dict, rate:
         notes.append(Paragraph(f"Amounts converted from US dollars at a fixed rate of 1 USD = {rate.normalize():f} {text(currency)}.", styles["small"]))
     notes.append(Paragraph("Each line is rounded to the cent; the total is the sum of the rounded lines.", styles["small"]))
     return notes
+
+
+def slug(value: str) -> str:
+    """A piece of a file name from a name, email or id."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", value).strip("-")[:60] or "user"
+
+
+def file_name(kind: str, who: str | None, period: Period) -> str:
+    """The one file-name scheme for downloads, the ZIP and ``owui-meter report``:
+    ``statement-<who>-2026-11.pdf``, ``group-<who>-…``, ``summary-2026-11.pdf``."""
+    return f"{kind}-{slug(who)}-{period.slug}.pdf" if who is not None else f"{kind}-{period.slug}.pdf"
+
+
+def documents(meter, period: Period):
+    """(file name, PDF bytes) for the summary and every statement with usage in the period, made
+    one at a time so a caller can write each before the next is built."""
+    yield file_name("summary", None, period), summary(meter, period)
+    for row in summary_rows(meter, period):
+        yield file_name("statement", row["email"] or row["user_id"], period), user_statement(meter, row["user_id"], period)
 
 
 def statement_number(kind: str, key: str, period: Period) -> str:

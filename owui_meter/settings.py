@@ -12,7 +12,8 @@ import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from .money import usd_to_nano
+from .errors import BadInput
+from .money import parse_usd_nano, usd_to_nano
 
 
 class SettingsError(ValueError):
@@ -161,12 +162,9 @@ def _parse(s: Setting, raw: str):
         raise SettingsError(f"{s.env} must be true or false, got {raw!r}")
     if s.kind == "usd":
         try:
-            value = usd_to_nano(Decimal(raw))
-        except (InvalidOperation, ValueError):
-            raise SettingsError(f"{s.env} must be an amount in USD such as 1.50, got {raw!r}") from None
-        if value < 0:
-            raise SettingsError(f"{s.env} must not be negative, got {raw!r}")
-        return value
+            return parse_usd_nano(s.env, raw)
+        except BadInput as exc:
+            raise SettingsError(f"{exc}, got {raw!r}") from None
     if s.kind == "decimal":
         try:
             value = Decimal(raw)

@@ -22,7 +22,7 @@ def test_pruning_keeps_daily_totals(data_dir, monkeypatch):
     with meter.db.write() as conn:
         for i in range(10):
             conn.execute("UPDATE events SET ts = ? WHERE key = ?", (int((now[0] - (40 - i) * DAY) * 1000), f"old{i}"))
-    meter.ledger.rebuild_daily()
+        meter.ledger.rebuild_daily(conn)
     client.post("/api/v1/outlet", json=outlet_body(key="new", cost=1.0), headers=H)
     totals_before = meter.db.query_one("SELECT sum(cost_nano) AS c, sum(answers) AS a FROM usage_daily")
     assert prune(meter) == 10

@@ -20,13 +20,16 @@ import threading
 import time
 import urllib.parse
 
-from flask import abort, request, session
+from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
-from flask_login import LoginManager, UserMixin, logout_user
+from flask_login import LoginManager, UserMixin, login_required, login_user, logout_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import audit, clock
-from .auth import password_hasher, verify_password
+from .. import audit, clock
+from ..auth import password_hasher, verify_password
+from ..errors import Unauthorized
+
+bp = Blueprint("login", __name__)
 
 WINDOW_SECONDS = 15 * 60
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -152,7 +155,7 @@ def init_app(app, meter) -> None:
         PERMANENT_SESSION_LIFETIME=settings.METER_SESSION_HOURS * 3600,
     )
     manager = LoginManager(app)
-    manager.login_view = "dashboard.login"
+    manager.login_view = "login.login"
     manager.login_message = None
     app.login_limiter = LoginLimiter(settings.METER_LOGIN_ATTEMPTS)
 
@@ -166,13 +169,9 @@ def init_app(app, meter) -> None:
 
     @manager.unauthorized_handler
     def unauthorized():
-        from flask import redirect, url_for
-
-        from .auth import Unauthorized
-
         if request.path.startswith("/api/"):
             raise Unauthorized("log in or send an admin token")
-        return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
+        return redirect(url_for("login.login", next=request.full_path.rstrip("?")))
 
     app.jinja_env.globals["csrf_token"] = csrf_token
 
@@ -206,3 +205,32 @@ class SessionCookies(SecureCookieSessionInterface):
         if self.mode == "auto":
             return request.is_secure
         return self.mode == "true"
+
+
+# --- the pages ------------------------------------------------------------------------------------
+
+
+@bp.route("/login", methods=["GET", "POST"], endpoint="login")
+def login_page():
+    if request.method == "GET":
+        return render_template("login.html", next=safe_next(request.args.get("next")))
+    meter = current_app.config["METER"]
+    limiter = current_app.login_limiter
+    username = request.form.get("username", "")[:200]
+    keys = (f"ip:{client_address()}", f"user:{username.lower()}")
+    if limiter.blocked(*keys):
+        return render_template("login.html", error="Too many failed attempts. Wait 15 minutes and try again.", next=None), 429
+    admin_id = authenticate(meter, username, request.form.get("password", ""))
+    if admin_id is None:
+        limiter.fail(*keys)
+        return render_template("login.html", error="Wrong username or password.", next=safe_next(request.form.get("next"))), 401
+    limiter.clear(*keys)
+    login_user(start_session(meter, admin_id, username))
+    return redirect(safe_next(request.form.get("next")) or url_for("dashboard.overview"))
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    end_session(current_app.config["METER"])
+    return redirect(url_for("login.login"))

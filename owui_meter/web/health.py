@@ -6,7 +6,7 @@ import logging
 
 from flask import Blueprint, current_app, jsonify
 
-from . import __version__
+from .. import __version__
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger("owui_meter")

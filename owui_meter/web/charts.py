@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
-from .money import format_usd
+from ..money import format_usd
 
 
 def bar_chart(points: list[tuple[str, int]], *, width: int = 720, height: int = 180, label: str = "Cost per day") -> Markup:

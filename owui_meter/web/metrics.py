@@ -14,7 +14,8 @@ from flask import Blueprint, Response, current_app, request
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from .auth import Unauthorized, key_matches
+from ..auth import key_matches
+from ..errors import Unauthorized
 
 TOP_USERS = 20
 NANO = 1e9

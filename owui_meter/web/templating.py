@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 
-from .money import format_usd
+from ..money import format_usd
 
 
 def human_count(n: int | None) -> str:

@@ -1,0 +1,62 @@
+"""Who may call which route: the plugin's API key, admin tokens, the dashboard session.
+
+The plugin key opens only the plugin endpoints. The admin JSON API takes an admin JWT or a
+logged-in dashboard session. Pages use flask-login's ``login_required``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from flask import current_app, g, request
+
+from ..auth import decode_token, key_matches
+from ..errors import Unauthorized
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def require_plugin_key(view):
+    """The plugin's endpoints: ``Authorization: Bearer API_KEY``."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if not key_matches(_bearer(), current_app.config["METER"].settings.API_KEY):
+            raise Unauthorized("missing or wrong API key")
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _session_admin():
+    """The logged-in dashboard admin, when flask-login is set up and someone is logged in."""
+    if "login_manager" not in current_app.extensions and not hasattr(current_app, "login_manager"):
+        return None
+    from flask_login import current_user
+
+    return current_user if current_user.is_authenticated else None
+
+
+def require_admin(view):
+    """Admin JSON API: a JWT bearer token or a logged-in session."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        token = _bearer()
+        if token is not None:
+            meter = current_app.config["METER"]
+            g.admin_name = decode_token(token, meter.settings.JWT_SECRET)["sub"]
+        else:
+            admin = _session_admin()
+            if admin is None:
+                raise Unauthorized("log in or send an admin token")
+            g.admin_name = admin.username
+        return view(*args, **kwargs)
+
+    return wrapper

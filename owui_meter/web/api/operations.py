@@ -1,0 +1,60 @@
+"""Admin endpoints for running the meter: a fresh backup to download, erasing a user, syncing
+users and groups from Open WebUI now."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from flask import Blueprint, abort, after_this_request, g, jsonify, request, send_file
+
+from ...backup import backup
+from ...erasure import MODES, erase_user
+from ...errors import BadInput
+from ...owui_sync import SyncError
+from ..access import require_admin
+from ..params import meter
+
+bp = Blueprint("operations", __name__, url_prefix="/api/v1")
+
+
+@bp.get("/backup")
+@require_admin
+def download_backup():
+    """A consistent copy of the database, made now."""
+    m = meter()
+    folder = tempfile.mkdtemp(prefix="owui-meter-backup-")
+    path = backup(m.db.path, os.path.join(folder, "meter-backup.db"))
+
+    @after_this_request
+    def _clean(response):
+        response.call_on_close(lambda: (os.remove(path), os.rmdir(folder)))
+        return response
+
+    return send_file(path, as_attachment=True, download_name="owui-meter-backup.db", mimetype="application/vnd.sqlite3")
+
+
+@bp.delete("/users/<user_id>")
+@require_admin
+def erase(user_id):
+    """``?mode=anonymise`` (totals kept, identity gone) or ``?mode=delete`` (rows gone)."""
+    mode = request.args.get("mode")
+    if mode not in MODES:
+        raise BadInput("mode must be 'anonymise' or 'delete'")
+    result = erase_user(meter(), user_id, mode, g.admin_name)
+    if result is None:
+        abort(404)
+    return jsonify(result)
+
+
+@bp.post("/sync/openwebui")
+@require_admin
+def sync_openwebui():
+    """Sync users, groups and memberships from Open WebUI now."""
+    sync = meter().owui_sync
+    if not sync.configured:
+        raise BadInput("set OPENWEBUI_URL and OPENWEBUI_API_KEY first")
+    try:
+        return jsonify(sync.sync())
+    except SyncError as exc:
+        return jsonify({"error": str(exc), "status": 502}), 502

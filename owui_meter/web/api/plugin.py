@@ -1,0 +1,64 @@
+"""The plugin's endpoints (API key): may this user chat (inlet), this answer's usage (outlet),
+and owui-metering's record endpoint for teams moving over."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from ... import ingest
+from ...auth import key_matches
+from ...errors import Unauthorized
+from ...money import nano_to_usd
+from ..access import require_plugin_key
+from ..params import json_body, meter
+
+bp = Blueprint("plugin", __name__, url_prefix="/api/v1")
+
+
+@bp.post("/inlet")
+@require_plugin_key
+def inlet():
+    """May this user chat now? Records the user; the budget rules decide."""
+    parsed = ingest.parse_inlet(json_body())
+    m = meter()
+    m.ledger.see_user(parsed["user"])
+    allow, message = m.inlet_policy(parsed)
+    return jsonify({"allow": allow, "message": message})
+
+
+@bp.post("/outlet")
+@require_plugin_key
+def outlet():
+    """Record one answer (idempotent on ``key``) and return the line to show the user."""
+    body = json_body()
+    event = ingest.parse_outlet(body)
+    m = meter()
+    recorded = m.ledger.record(event)
+    row = recorded.row
+    lang = body.get("language") if isinstance(body.get("language"), str) else "en"
+    return (
+        jsonify(
+            {
+                "event_id": recorded.event_id,
+                "duplicate": recorded.duplicate,
+                "cost_usd": nano_to_usd(row["cost_nano"]) if row["cost_source"] != "pending" else None,
+                "cost_source": row["cost_source"],
+                "notice": m.outlet_notice(row, lang),
+            }
+        ),
+        202,
+    )
+
+
+@bp.post("/metering/record")
+def metering_record():
+    """owui-metering's filter endpoint, so its users can keep their old filter for a while.
+
+    That filter sends the key as the whole Authorization header, without "Bearer".
+    """
+    header = request.headers.get("Authorization", "").strip()
+    given = header[7:].strip() if header.lower().startswith("bearer ") else header
+    if not key_matches(given, meter().settings.API_KEY):
+        raise Unauthorized("missing or wrong API key")
+    meter().ledger.record(ingest.parse_metering_record(json_body()))
+    return jsonify({"success": True})

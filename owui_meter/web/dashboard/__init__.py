@@ -1,0 +1,54 @@
+"""The admin dashboard, one module per page: overview, users (and one user), models, events,
+budgets, reports, status. They share this blueprint and the helpers below."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from ... import __version__
+from ...periods import PRESETS, Period
+from ..params import meter, period_from_request
+
+bp = Blueprint("dashboard", __name__)
+
+
+@bp.app_context_processor
+def navigation():
+    return {"version": __version__}
+
+
+def picked_period() -> tuple[Period, dict]:
+    """The period the page shows, and what the period picker needs to draw itself."""
+    name, period = period_from_request()
+    return period, {"periods": PRESETS, "period": name, "start": period.start, "end": period.end}
+
+
+def totals(where: str, params: tuple) -> dict:
+    return meter().db.query_one(
+        f"""SELECT coalesce(sum(cost_nano), 0) AS cost, coalesce(sum(confirmed_cost_nano), 0) AS confirmed,
+                   coalesce(sum(answers), 0) AS answers, coalesce(sum(prompt_tokens), 0) AS prompt,
+                   coalesce(sum(completion_tokens), 0) AS completion, count(DISTINCT user_id) AS users
+            FROM usage_daily WHERE {where}""",
+        params,
+    )
+
+
+def daily_points(period: Period, where: str = "1 = 1", params: tuple = ()) -> list[tuple[str, int]]:
+    rows = meter().db.query(
+        f"SELECT day, sum(cost_nano) AS cost FROM usage_daily WHERE day BETWEEN ? AND ? AND {where} GROUP BY day",
+        (*period.days, *params),
+    )
+    by_day = {r["day"]: r["cost"] for r in rows}
+    return [(day, by_day.get(day, 0)) for day in period.day_list()]
+
+
+def resolver_banner() -> str | None:
+    state = meter().resolver.health()["resolver"]
+    if state["state"] == "paused":
+        return f"Cost confirmation is paused: {state['paused_reason']}"
+    if state["pending"] >= 1000 or (state["oldest_pending_seconds"] or 0) > 6 * 3600:
+        return f"{state['pending']} costs are waiting for OpenRouter (oldest {int((state['oldest_pending_seconds'] or 0) // 60)} min)."
+    return None
+
+
+from . import budgets, events, models, overview, reports, status, users  # noqa: E402,F401  (the pages)

@@ -1,0 +1,49 @@
+"""The budgets page: every budget rule, and the form to add one."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from ...budgets import delete_budget, parse_budget, save_budget
+from ...errors import BadInput
+from ..params import meter
+from . import bp
+
+
+@bp.get("/budgets")
+@login_required
+def budgets():
+    m = meter()
+    rows = m.db.query(
+        """SELECT b.*, coalesce(u.name, u.email, g.name) AS scope_name FROM budgets b
+           LEFT JOIN users u ON b.scope = 'user' AND u.id = b.scope_id
+           LEFT JOIN groups g ON b.scope = 'group' AND g.id = b.scope_id ORDER BY b.id"""
+    )
+    users_list = m.db.query("SELECT id, coalesce(name, email, id) AS name FROM users ORDER BY lower(coalesce(name, email, id)) LIMIT 2000")
+    groups_list = m.db.query("SELECT id, name FROM groups ORDER BY name")
+    return render_template("dashboard/budgets.html", budgets=rows, users=users_list, groups=groups_list)
+
+
+@bp.post("/budgets")
+@login_required
+def create_budget():
+    form = request.form
+    body = {"scope": form.get("scope"), "scope_id": form.get(f"scope_id_{form.get('scope')}") or None, "period": form.get("period"),
+            "limit_usd": form.get("limit_usd") or None, "action": form.get("action"), "group_mode": form.get("group_mode")}
+    try:
+        body["warn_percent"] = int(form.get("warn_percent") or 80)
+    except ValueError:
+        raise BadInput("warn_percent must be a whole number") from None
+    save_budget(meter(), parse_budget(body), current_user.username)
+    flash("Budget created.")
+    return redirect(url_for("dashboard.budgets"))
+
+
+@bp.post("/budgets/<int:budget_id>/delete")
+@login_required
+def remove_budget(budget_id):
+    if not delete_budget(meter(), budget_id, current_user.username):
+        abort(404)
+    flash("Budget deleted.")
+    return redirect(url_for("dashboard.budgets"))

@@ -1,0 +1,66 @@
+"""The events page (every answer, newest first, in keyset pages) and its CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+
+from flask import Response, render_template, request, stream_with_context
+from flask_login import login_required
+
+from ... import clock
+from ...ledger import encode_cursor
+from ..params import meter, parse_cursor, parse_filters, parse_int
+from . import bp
+
+
+@bp.get("/events")
+@login_required
+def events():
+    filters = parse_filters(request.args)
+    limit = parse_int(request.args, "limit", 50, 1, 500)
+    cursor = parse_cursor(request.args, "that page link is not valid")
+    rows, following = meter().ledger.events(filters, limit, cursor)
+    kept = {k: v for k, v in request.args.items() if k not in ("cursor",) and v}
+    return render_template("dashboard/events.html", rows=rows, next_cursor=encode_cursor(following), args=kept)
+
+
+CSV_COLUMNS = ("time_utc", "user_id", "user_email", "user_name", "model", "source", "prompt_tokens", "completion_tokens",
+               "reasoning_tokens", "cached_tokens", "cost_usd", "cost_source", "lookup_state", "chat_id", "message_id")
+
+
+def csv_safe(value) -> str:
+    """Spreadsheets run cells that start with = + - @ (or tab/CR) as formulas: quote them."""
+    text = "" if value is None else str(value)
+    if text and text[0] in "=+-@\t\r":
+        return "'" + text
+    return text
+
+
+@bp.get("/events.csv")
+@login_required
+def events_csv():
+    """Every event of the current filter, streamed row by row (constant memory)."""
+    where, params = parse_filters(request.args).sql()
+    sql = f"""SELECT e.*, u.email AS user_email, u.name AS user_name FROM events e JOIN users u ON u.id = e.user_id
+              {"WHERE " + " AND ".join(where) if where else ""} ORDER BY e.ts DESC, e.id DESC"""
+    db = meter().db
+
+    def generate():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        for row in db.iterate(sql, params):
+            writer.writerow([csv_safe(v) for v in (
+                clock.ms_to_iso(row["ts"]), row["user_id"], row["user_email"], row["user_name"], row["model"], row["source"],
+                row["prompt_tokens"], row["completion_tokens"], row["reasoning_tokens"], row["cached_tokens"],
+                f"{Decimal(row['cost_nano']) / 10**9:f}", row["cost_source"], row["lookup_state"], row["chat_id"], row["message_id"])])
+            if buffer.tell() > 64 * 1024:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    return Response(stream_with_context(generate()), mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=owui-meter-events.csv"})

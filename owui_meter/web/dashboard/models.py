@@ -1,0 +1,65 @@
+"""The models page: usage per model, prices (synced and set here), and a live test of each model."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from ... import prices
+from ...errors import BadInput
+from ...openrouter import OpenRouter, OpenRouterError
+from ..params import meter
+from . import bp, picked_period
+
+
+@bp.get("/models")
+@login_required
+def models():
+    period, picker = picked_period()
+    rows = meter().db.query(
+        """SELECT model, sum(answers) AS answers, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion,
+                  sum(cost_nano) AS cost, sum(confirmed_cost_nano) AS confirmed
+           FROM usage_daily WHERE day BETWEEN ? AND ? GROUP BY model ORDER BY cost DESC""",
+        period.days,
+    )
+    price_rows = [prices.price_json(r) for r in meter().db.query(
+        "SELECT * FROM prices WHERE source = 'admin' OR model IN (SELECT DISTINCT model FROM usage_daily) ORDER BY model, source")]
+    return render_template("dashboard/models.html", **picker, rows=rows, prices=price_rows,
+                           tested=getattr(current_app, "model_test_results", None))
+
+
+@bp.post("/models/prices")
+@login_required
+def set_price():
+    model = prices.parse_model_id(request.form.get("model", "").strip())
+    fields = {k: request.form.get(k) or None for k in ("prompt_usd_per_mtok", "completion_usd_per_mtok")}
+    price = prices.parse_admin_price(fields)
+    prices.set_admin_price(meter(), model, price, current_user.username)
+    flash(f"Price for {model} saved.")
+    return redirect(url_for("dashboard.models"))
+
+
+@bp.post("/models/test")
+@login_required
+def test_models():
+    """Send each model the team used a one-token request through OpenRouter; shows which answer."""
+    s = meter().settings
+    if not s.OPENROUTER_API_KEY:
+        raise BadInput("set OPENROUTER_API_KEY to test models")
+    client = OpenRouter.from_settings(s)
+    names = [r["model"] for r in meter().db.query("SELECT DISTINCT model FROM usage_daily ORDER BY model LIMIT 50")]
+
+    def probe(model):
+        started = time.perf_counter()
+        try:
+            client.chat(model, [{"role": "user", "content": "Say OK."}], max_tokens=1)
+            return {"model": model, "ok": True, "ms": round((time.perf_counter() - started) * 1000), "error": None}
+        except OpenRouterError as exc:
+            return {"model": model, "ok": False, "ms": round((time.perf_counter() - started) * 1000), "error": str(exc)}
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        current_app.model_test_results = list(pool.map(probe, names))
+    return redirect(url_for("dashboard.models"))

@@ -1,0 +1,88 @@
+"""What a request carries, parsed once: JSON bodies, whole numbers, filters, cursors, periods.
+
+Every parser raises BadInput naming the field, which becomes a 400 (JSON) or a readable page.
+"""
+
+from __future__ import annotations
+
+from flask import current_app, request
+
+from .. import clock, periods
+from ..errors import BadInput
+from ..ledger import Filters, decode_cursor
+
+SOURCES = ("ui", "api")
+COST_SOURCES = ("generation", "inline", "estimate", "pending", "unpriced")
+
+
+def meter():
+    """The meter behind this app."""
+    return current_app.config["METER"]
+
+
+def json_body():
+    """The request body as parsed JSON; 400 when it is not JSON."""
+    body = request.get_json(force=True, silent=True)
+    if body is None:
+        raise BadInput("body must be valid JSON")
+    return body
+
+
+def json_object():
+    """The request body as a JSON object."""
+    body = json_body()
+    if not isinstance(body, dict):
+        raise BadInput("body must be a JSON object")
+    return body
+
+
+def parse_int(args, name: str, default: int, low: int, high: int) -> int:
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInput(f"{name} must be a whole number") from None
+    if not low <= value <= high:
+        raise BadInput(f"{name} must be between {low} and {high}")
+    return value
+
+
+def parse_filters(args) -> Filters:
+    """``from``, ``to``, ``user``, ``model``, ``source``, ``cost_source`` of the events and usage views."""
+    filters = Filters(
+        start=periods.parse_instant("from", args.get("from"), end=False),
+        end=periods.parse_instant("to", args.get("to"), end=True),
+        user=args.get("user") or None,
+        model=args.get("model") or None,
+        source=args.get("source") or None,
+        cost_source=args.get("cost_source") or None,
+    )
+    if filters.source not in (None, *SOURCES):
+        raise BadInput(f"source must be one of {', '.join(SOURCES)}")
+    if filters.cost_source not in (None, *COST_SOURCES):
+        raise BadInput(f"cost_source must be one of {', '.join(COST_SOURCES)}")
+    if filters.start is not None and filters.end is not None and filters.start >= filters.end:
+        raise BadInput("from must be before to")
+    return filters
+
+
+def parse_cursor(args, message: str = "cursor is not one this meter gave out"):
+    """The keyset cursor of the next page, or None for the first."""
+    if not args.get("cursor"):
+        return None
+    try:
+        return decode_cursor(args["cursor"])
+    except ValueError:
+        raise BadInput(message) from None
+
+
+def today():
+    """Today in the meter's time zone."""
+    return meter().budgets.local_day(clock.now_ms())
+
+
+def period_from_request(default: str = "month") -> tuple[str, periods.Period]:
+    """The period this request asks for (see :func:`owui_meter.periods.from_query`)."""
+    return periods.from_query(request.args, today(), meter().settings.METER_TIMEZONE, default)
