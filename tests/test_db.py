@@ -70,6 +70,25 @@ def test_write_rolls_back_on_error(meter):
     assert dbmod.get_meta(meter.db, "half") is None
 
 
+def test_a_failed_commit_is_rolled_back_and_later_writes_go_on(tmp_path):
+    """A COMMIT that fails (here a deferred foreign key; in life a full disk) must not leave the
+    writer inside a transaction, where every later write would fail."""
+    database = dbmod.Database(str(tmp_path / "c.db"))
+    with database.write() as conn:
+        conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+        conn.execute("CREATE TABLE child (parent INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)")
+    with pytest.raises(apsw.ConstraintError):
+        with database.write() as conn:
+            conn.execute("INSERT INTO child VALUES (7)")  # no parent 7: refused at COMMIT only
+    with pytest.raises(apsw.ConstraintError):
+        database.submit(lambda conn: conn.execute("INSERT INTO child VALUES (8)"))
+    with database.write() as conn:
+        conn.execute("INSERT INTO parent VALUES (1)")
+    assert database.submit(lambda conn: conn.execute("INSERT INTO child VALUES (1) RETURNING parent").fetchall()) == [{"parent": 1}]
+    assert database.query("SELECT parent FROM child") == [{"parent": 1}]
+    database.close()
+
+
 def test_cost_change_moves_daily_totals_and_tells_listeners(meter):
     seen = []
     meter.ledger.cost_listeners.append(lambda conn, row, delta, new: seen.append((row["key"], delta, new)))
