@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 
 from . import audit
+from .errors import BadInput
 
 MODES = ("anonymise", "delete")
-# tables that name a user by id, and the column
 # tables that name a user by id
 USER_TABLES = ("events", "usage_daily", "spend", "balances", "balance_entries", "alerts_sent", "group_members")
 
@@ -52,7 +52,7 @@ def pseudonym(user_id: str) -> str:
 def erase_user(meter, user_id: str, mode: str, actor: str) -> dict | None:
     """Erase one user; None when the meter does not know them."""
     if mode not in MODES:
-        raise ValueError(mode)
+        raise BadInput("mode must be 'anonymise' or 'delete'")
     with meter.db.write() as conn:
         if not conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchall():
             return None
