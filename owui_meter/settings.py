@@ -88,7 +88,8 @@ SETTINGS: tuple[Setting, ...] = (
     # --- operations -----------------------------------------------------------------------------
     _s("METER_BACKUP_KEEP", "int", 7, "Daily backups kept in {METER_DATA_DIR}/backups (0: no automatic backups).", "operations", minimum=0),
     _s("METER_RETENTION_DAYS", "int", 0, "Prune answers older than this many days, keeping daily totals (0: keep forever).", "operations", minimum=0),
-    _s("METRICS_TOKEN", "str", None, "Bearer token required by /metrics when set.", "operations", secret=True),
+    _s("METRICS_TOKEN", "str", None, "Bearer token /metrics requires (without one, /metrics answers only with METRICS_PUBLIC=true).", "operations", secret=True),
+    _s("METRICS_PUBLIC", "bool", False, "Serve /metrics without a token (only where the port is reachable by trusted hosts alone).", "operations"),
 )
 
 BY_ENV = {s.env: s for s in SETTINGS}

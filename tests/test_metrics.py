@@ -1,11 +1,19 @@
 """/metrics, parsed with Prometheus' own text parser."""
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import ADA, API_KEY, BOB, make_settings, outlet_body
 from owui_meter import create_app
 
 H = {"Authorization": f"Bearer {API_KEY}"}
+
+
+@pytest.fixture
+def client(data_dir):
+    app = create_app(make_settings(data_dir, METRICS_PUBLIC="true"))
+    yield app.test_client()
+    app.config["METER"].stop()
 
 
 def samples(text):
@@ -46,4 +54,12 @@ def test_metrics_token(data_dir):
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer scrape-me-please"}).status_code == 200
+    app.config["METER"].stop()
+
+
+def test_metrics_need_a_token_unless_declared_public(data_dir):
+    app = create_app(make_settings(data_dir))
+    response = app.test_client().get("/metrics")
+    assert response.status_code == 401
+    assert "set METRICS_TOKEN (or METRICS_PUBLIC=true) to scrape /metrics" in response.get_data(as_text=True)
     app.config["METER"].stop()

@@ -93,9 +93,12 @@ def init_app(app, meter) -> None:
 
 @bp.get("/metrics")
 def metrics():
-    token = current_app.config["METER"].settings.METRICS_TOKEN
+    settings = current_app.config["METER"].settings
+    token = settings.METRICS_TOKEN
     if token:
         header = request.headers.get("Authorization", "")
         if not (header.lower().startswith("bearer ") and key_matches(header[7:].strip(), token)):
             raise Unauthorized("missing or wrong metrics token")
+    elif not settings.METRICS_PUBLIC:  # per-user spend is not for anyone who can reach the port
+        raise Unauthorized("set METRICS_TOKEN (or METRICS_PUBLIC=true) to scrape /metrics")
     return Response(generate_latest(current_app.config["METRICS_REGISTRY"]), mimetype="text/plain; version=0.0.4")
