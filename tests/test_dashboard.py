@@ -163,6 +163,17 @@ def test_csv_neutralises_formulas_and_matches_the_ledger(client, meter):
     assert [r["user_id"] for r in filtered] == ["f"]
 
 
+def test_csv_quotes_a_formula_that_follows_a_semicolon(client, meter):
+    """German and French spreadsheets split cells on ';' too: the part after it must not run."""
+    sneaky = {"id": "s", "name": "Eve;=HYPERLINK(\"http://evil\")", "email": "eve@example.com; +cmd"}
+    client.post("/api/v1/outlet", json=outlet_body(key="s1", user=sneaky, cost=0.5), headers=H)
+    log_in(client, meter)
+    row = next(csv.DictReader(io.StringIO(client.get("/events.csv").get_data(as_text=True))))
+    assert row["user_name"] == "Eve;'=HYPERLINK(\"http://evil\")"
+    assert row["user_email"] == "eve@example.com; '+cmd"
+    assert row["cost_usd"] == "0.5"
+
+
 def test_events_pages_follow_the_cursor(client, meter):
     for i in range(7):
         client.post("/api/v1/outlet", json=outlet_body(key=f"p{i}", cost=0.01 * (i + 1)), headers=H)

@@ -26,7 +26,7 @@ from flask_login import LoginManager, UserMixin, login_required, login_user, log
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .. import audit, clock
-from ..auth import password_hasher, verify_password
+from ..auth import decode_token, key_matches, password_hasher, verify_password
 from ..errors import Unauthorized
 
 bp = Blueprint("login", __name__)
@@ -179,8 +179,8 @@ def init_app(app, meter) -> None:
     def check_csrf():
         if request.method in SAFE_METHODS or request.path in PLUGIN_PATHS:
             return
-        if request.headers.get("Authorization"):
-            return  # bearer calls carry no cookie: a forged cross-site request cannot use them
+        if _bearer_call():
+            return  # a browser never adds a Bearer header by itself: a forged cross-site request cannot
         origin = request.headers.get("Origin")
         if origin and origin != request.host_url.rstrip("/"):
             abort(403, "cross-site request refused")
@@ -192,6 +192,22 @@ def init_app(app, meter) -> None:
             abort(403, "the form expired or did not come from this site; reload the page and try again")
 
     app.session_interface = SessionCookies(settings.METER_SECURE_COOKIES)
+
+
+def _bearer_call() -> bool:
+    """A request that carries a valid admin token or the plugin key as ``Bearer``. Any other
+    Authorization header (a browser adds ``Basic`` credentials by itself) keeps the CSRF check."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return False
+    settings = current_app.config["METER"].settings
+    if key_matches(token.strip(), settings.API_KEY):
+        return True
+    try:
+        decode_token(token.strip(), settings.JWT_SECRET)
+    except Unauthorized:
+        return False
+    return True
 
 
 class SessionCookies(SecureCookieSessionInterface):

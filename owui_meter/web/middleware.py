@@ -10,6 +10,7 @@ from flask import g, request
 
 access_log = logging.getLogger("owui_meter.access")
 _TOKEN_IN_PATH = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a %0a in a URL must not start a forged log line
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -41,9 +42,11 @@ def init_app(app) -> None:
         else:
             for name, value in PAGE_HEADERS:
                 headers.setdefault(name, value)
+            if response.mimetype == "text/html":
+                headers["Cache-Control"] = "no-store"  # pages show spend, and /status the API key
         started = g.get("request_started")
         elapsed_ms = (time.perf_counter() - started) * 1000 if started else 0.0
         # the path only: query strings and bodies may carry tokens
-        path = _TOKEN_IN_PATH.sub("[token]", request.path)
+        path = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", _TOKEN_IN_PATH.sub("[token]", request.path))
         access_log.info("%s %s %d %.1fms", request.method, path, response.status_code, elapsed_ms)
         return response

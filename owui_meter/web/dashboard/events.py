@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from decimal import Decimal
 
 from flask import Response, render_template, request, stream_with_context
@@ -30,12 +31,14 @@ CSV_COLUMNS = ("time_utc", "user_id", "user_email", "user_name", "model", "sourc
                "reasoning_tokens", "cached_tokens", "cost_usd", "cost_source", "lookup_state", "chat_id", "message_id")
 
 
+_FORMULA = re.compile(r"(^|;)(\s*)(?=[=+\-@\t\r])")
+
+
 def csv_safe(value) -> str:
-    """Spreadsheets run cells that start with = + - @ (or tab/CR) as formulas: quote them."""
+    """Spreadsheets run cells that start with = + - @ (or tab/CR) as formulas: quote them. German
+    and French spreadsheets split on ";" as well, so a formula after a ";" is quoted too."""
     text = "" if value is None else str(value)
-    if text and text[0] in "=+-@\t\r":
-        return "'" + text
-    return text
+    return _FORMULA.sub(lambda m: f"{m.group(1)}{m.group(2)}'", text)
 
 
 @bp.get("/events.csv")
