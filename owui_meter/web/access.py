@@ -1,7 +1,14 @@
 """Who may call which route: the plugin's API key, admin tokens, the dashboard session.
 
-The plugin key opens only the plugin endpoints. The admin JSON API takes an admin JWT or a
-logged-in dashboard session. Pages use flask-login's ``login_required``.
+Every route declares one policy (``view.access_policy``), and a test walks the app's URL map to
+check each one against every kind of credential, so a route without a policy cannot slip in:
+
+- ``plugin``: the plugin's API key (``require_plugin_key``); nothing else.
+- ``admin``: the admin JSON API, an admin token or a logged-in session (``require_admin``).
+- ``session``: dashboard pages, a logged-in session (``require_login``).
+- ``self``: a user's own page, the signed token in its path.
+- ``metrics``: METRICS_TOKEN (or nothing with METRICS_PUBLIC=true).
+- ``public``: anyone (login page, health check).
 """
 
 from __future__ import annotations
@@ -9,9 +16,25 @@ from __future__ import annotations
 import functools
 
 from flask import current_app, g, request
+from flask_login import login_required
 
 from ..auth import decode_token, key_matches
 from ..errors import Unauthorized
+
+
+def access(policy: str):
+    """Declare the policy of a route that checks its credentials itself (or needs none)."""
+
+    def mark(view):
+        view.access_policy = policy
+        return view
+
+    return mark
+
+
+def require_login(view):
+    """Dashboard pages: a logged-in session, else a redirect to the login page."""
+    return access("session")(login_required(view))
 
 
 def _bearer() -> str | None:
@@ -31,6 +54,7 @@ def require_plugin_key(view):
             raise Unauthorized("missing or wrong API key")
         return view(*args, **kwargs)
 
+    wrapper.access_policy = "plugin"
     return wrapper
 
 
@@ -59,4 +83,5 @@ def require_admin(view):
             g.admin_name = admin.username
         return view(*args, **kwargs)
 
+    wrapper.access_policy = "admin"
     return wrapper

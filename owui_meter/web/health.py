@@ -7,12 +7,14 @@ import logging
 from flask import Blueprint, current_app, jsonify
 
 from .. import __version__
+from .access import access
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger("owui_meter")
 
 
 @bp.get("/healthcheck")
+@access("public")
 def healthcheck():
     meter = current_app.config["METER"]
     body = {"status": "ok", "version": __version__, "db": "ok"}

@@ -20,14 +20,24 @@ import threading
 import time
 import urllib.parse
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.sessions import SecureCookieSessionInterface
-from flask_login import LoginManager, UserMixin, login_required, login_user, logout_user
+from flask_login import LoginManager, UserMixin, login_user, logout_user
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .. import audit, clock
 from ..auth import decode_token, key_matches, password_hasher, verify_password
 from ..errors import Unauthorized
+from .access import access, require_login
 
 bp = Blueprint("login", __name__)
 
@@ -227,6 +237,7 @@ class SessionCookies(SecureCookieSessionInterface):
 
 
 @bp.route("/login", methods=["GET", "POST"], endpoint="login")
+@access("public")
 def login_page():
     if request.method == "GET":
         return render_template("login.html", next=safe_next(request.args.get("next")))
@@ -246,7 +257,7 @@ def login_page():
 
 
 @bp.post("/logout")
-@login_required
+@require_login
 def logout():
     end_session(current_app.config["METER"])
     return redirect(url_for("login.login"))

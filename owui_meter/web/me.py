@@ -12,6 +12,7 @@ from .. import clock
 from ..auth import decode_token
 from ..errors import Unauthorized
 from ..notices import SELF_SCOPE
+from .access import access
 from .api.usage import event_json
 from .params import meter
 
@@ -19,6 +20,7 @@ bp = Blueprint("me", __name__)
 
 
 @bp.get("/me/<token>")
+@access("self")
 def my_usage(token):
     """One user's spend this period, budgets, balance and latest answers. Nothing about anyone else."""
     m = meter()

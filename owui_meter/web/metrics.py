@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ..auth import key_matches
 from ..errors import Unauthorized
+from .access import access
 
 TOP_USERS = 20
 NANO = 1e9
@@ -92,6 +93,7 @@ def init_app(app, meter) -> None:
 
 
 @bp.get("/metrics")
+@access("metrics")
 def metrics():
     settings = current_app.config["METER"].settings
     token = settings.METRICS_TOKEN

@@ -9,7 +9,7 @@ from ... import ingest
 from ...auth import key_matches
 from ...errors import Unauthorized
 from ...money import nano_to_usd
-from ..access import require_plugin_key
+from ..access import access, require_plugin_key
 from ..params import json_body, meter
 
 bp = Blueprint("plugin", __name__, url_prefix="/api/v1")
@@ -51,6 +51,7 @@ def outlet():
 
 
 @bp.post("/metering/record")
+@access("plugin")  # checks the key itself: owui-metering's filter sends it without "Bearer"
 def metering_record():
     """owui-metering's filter endpoint, so its users can keep their old filter for a while.
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from ...budgets import delete_budget, parse_budget, save_budget
 from ...errors import BadInput
+from ..access import require_login
 from ..params import meter
 from . import bp
 
 
 @bp.get("/budgets")
-@login_required
+@require_login
 def budgets():
     m = meter()
     rows = m.db.query(
@@ -26,7 +27,7 @@ def budgets():
 
 
 @bp.post("/budgets")
-@login_required
+@require_login
 def create_budget():
     form = request.form
     body = {"scope": form.get("scope"), "scope_id": form.get(f"scope_id_{form.get('scope')}") or None, "period": form.get("period"),
@@ -41,7 +42,7 @@ def create_budget():
 
 
 @bp.post("/budgets/<int:budget_id>/delete")
-@login_required
+@require_login
 def remove_budget(budget_id):
     if not delete_budget(meter(), budget_id, current_user.username):
         abort(404)

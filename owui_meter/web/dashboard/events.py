@@ -8,16 +8,16 @@ import re
 from decimal import Decimal
 
 from flask import Response, render_template, request, stream_with_context
-from flask_login import login_required
 
 from ... import clock
 from ...ledger import encode_cursor
+from ..access import require_login
 from ..params import meter, parse_cursor, parse_filters, parse_int
 from . import bp
 
 
 @bp.get("/events")
-@login_required
+@require_login
 def events():
     filters = parse_filters(request.args)
     limit = parse_int(request.args, "limit", 50, 1, 500)
@@ -42,7 +42,7 @@ def csv_safe(value) -> str:
 
 
 @bp.get("/events.csv")
-@login_required
+@require_login
 def events_csv():
     """Every event of the current filter, streamed row by row (constant memory)."""
     where, params = parse_filters(request.args).sql()

@@ -6,17 +6,18 @@ import concurrent.futures
 import time
 
 from flask import current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from ... import prices
 from ...errors import BadInput
 from ...openrouter import OpenRouter, OpenRouterError
+from ..access import require_login
 from ..params import meter
 from . import bp, picked_period
 
 
 @bp.get("/models")
-@login_required
+@require_login
 def models():
     period, picker = picked_period()
     rows = meter().db.query(
@@ -32,7 +33,7 @@ def models():
 
 
 @bp.post("/models/prices")
-@login_required
+@require_login
 def set_price():
     model = prices.parse_model_id(request.form.get("model", "").strip())
     fields = {k: request.form.get(k) or None for k in ("prompt_usd_per_mtok", "completion_usd_per_mtok")}
@@ -43,7 +44,7 @@ def set_price():
 
 
 @bp.post("/models/test")
-@login_required
+@require_login
 def test_models():
     """Send each model the team used a one-token request through OpenRouter; shows which answer."""
     s = meter().settings

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from flask import render_template
-from flask_login import login_required
 
+from ..access import require_login
 from ..charts import bar_chart
 from ..params import meter
 from . import bp, daily_points, picked_period, resolver_banner, totals
 
 
 @bp.get("/")
-@login_required
+@require_login
 def overview():
     period, picker = picked_period()
     span = ("day BETWEEN ? AND ?", period.days)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from flask import render_template
-from flask_login import login_required
 
 from ... import reports as reports_module
+from ..access import require_login
 from ..params import meter, period_from_request
 from . import bp
 
 
 @bp.get("/reports")
-@login_required
+@require_login
 def reports():
     _, period = period_from_request("whole_month")
     return render_template("dashboard/reports.html", period=period, rows=reports_module.summary_rows(meter(), period),

@@ -5,15 +5,15 @@ from __future__ import annotations
 import os
 
 from flask import render_template, request
-from flask_login import login_required
 
 from ... import audit
+from ..access import require_login
 from ..params import meter
 from . import bp
 
 
 @bp.get("/status")
-@login_required
+@require_login
 def status():
     m = meter()
     health = {}

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from ... import budgets
 from ...erasure import erase_user
 from ...errors import BadInput
 from ...money import MAX_INPUT_USD, parse_usd_nano
+from ..access import require_login
 from ..charts import bar_chart
 from ..params import meter
 from . import bp, daily_points, picked_period, totals
 
 
 @bp.get("/users")
-@login_required
+@require_login
 def users():
     period, picker = picked_period()
     search = request.args.get("q", "").strip()[:200]
@@ -34,7 +35,7 @@ def users():
 
 
 @bp.get("/users/<user_id>")
-@login_required
+@require_login
 def user(user_id):
     period, picker = picked_period()
     m = meter()
@@ -58,7 +59,7 @@ def user(user_id):
 
 
 @bp.post("/users/<user_id>/topup")
-@login_required
+@require_login
 def top_up(user_id):
     amount = parse_usd_nano("amount_usd", request.form.get("amount_usd"), low=-MAX_INPUT_USD)
     if not budgets.top_up(meter(), user_id, amount, current_user.username, request.form.get("note", "")):
@@ -68,7 +69,7 @@ def top_up(user_id):
 
 
 @bp.post("/users/<user_id>/erase")
-@login_required
+@require_login
 def erase(user_id):
     """Forget a user (GDPR) after the admin ticked the confirmation."""
     mode = request.form.get("mode")
