@@ -80,6 +80,21 @@ def test_rate_limit_is_per_username_across_addresses(client, meter):
     assert log_in(client, meter).status_code == 429
 
 
+def test_guessing_a_username_does_not_lock_out_an_address_that_logged_in_before(client, meter):
+    client.environ_base["REMOTE_ADDR"] = "10.0.0.50"
+    assert log_in(client, meter).status_code == 302  # the admin's own browser, earlier
+    for i in range(8):  # then someone guesses from many addresses
+        client.environ_base["REMOTE_ADDR"] = f"10.0.1.{i}"
+        assert log_in(client, meter, password="wrong-wrong").status_code == (401 if i < 5 else 429)
+    client.environ_base["REMOTE_ADDR"] = "10.0.0.51"
+    assert log_in(client, meter).status_code == 429  # a new address waits
+    client.environ_base["REMOTE_ADDR"] = "10.0.0.50"
+    assert log_in(client, meter).status_code == 302  # the known one gets in with the right password
+    for _ in range(5):  # and its own wrong guesses still count against it
+        log_in(client, meter, password="wrong-wrong")
+    assert log_in(client, meter).status_code == 429
+
+
 def test_forwarded_for_is_ignored_without_a_trusted_proxy(client, meter):
     for i in range(5):
         client.post("/login", data={"username": f"u{i}", "password": "x", "csrf_token": csrf_of(client)}, headers={"X-Forwarded-For": f"192.0.2.{i}"})

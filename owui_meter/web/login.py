@@ -5,7 +5,8 @@
 - A session is a row in ``sessions``; the cookie only names it. Logging out deletes the row, so a
   copied cookie stops working too.
 - Failed logins are limited per client address and per username (METER_LOGIN_ATTEMPTS in 15
-  minutes; then 429). The client address is X-Forwarded-For's only with METER_TRUSTED_PROXY.
+  minutes; then 429), but a username under attack still logs in from an address it logged in
+  from before. The client address is X-Forwarded-For's only with METER_TRUSTED_PROXY.
 - Every state-changing request that rides on the session cookie needs the session's CSRF token
   (form field ``csrf_token`` or header ``X-CSRF-Token``) and, when the browser sends one, an
   Origin of this site. Bearer-token calls carry no cookie and need neither.
@@ -57,12 +58,20 @@ class Admin(UserMixin):
 
 
 class LoginLimiter:
-    """Failed attempts per key (client address, username) in a sliding window, in memory."""
+    """Failed logins in a sliding window, in memory (a restart forgets them).
 
-    def __init__(self, attempts: int, window: float = WINDOW_SECONDS):
+    - Per client address: after ``attempts`` failures it is refused (429) until the window passes.
+    - Per username: after ``attempts`` failures from anywhere, the name is refused only from
+      addresses that never logged in as it. Guessing from many addresses stops, and the admin
+      still gets in from a browser that logged in before (or after the window, or a restart).
+    """
+
+    def __init__(self, attempts: int, window: float = WINDOW_SECONDS, remembered: int = 20):
         self.attempts = attempts
         self.window = window
+        self.remembered = remembered
         self.failures: dict[str, collections.deque] = {}
+        self.known: dict[str, collections.OrderedDict] = {}  # username -> addresses that logged in
         self.lock = threading.Lock()
 
     def _recent(self, key: str) -> collections.deque:
@@ -72,19 +81,27 @@ class LoginLimiter:
             failures.popleft()
         return failures
 
-    def blocked(self, *keys: str) -> bool:
+    def blocked(self, username: str, address: str) -> bool:
         with self.lock:
-            return any(len(self._recent(k)) >= self.attempts for k in keys)
+            if len(self._recent(f"ip:{address}")) >= self.attempts:
+                return True
+            if address in self.known.get(username, ()):
+                return False
+            return len(self._recent(f"user:{username}")) >= self.attempts
 
-    def fail(self, *keys: str) -> None:
+    def fail(self, username: str, address: str) -> None:
         with self.lock:
-            for key in keys:
+            for key in (f"ip:{address}", f"user:{username}"):
                 self._recent(key).append(time.monotonic())
 
-    def clear(self, *keys: str) -> None:
+    def succeed(self, username: str, address: str) -> None:
         with self.lock:
-            for key in keys:
-                self.failures.pop(key, None)
+            self.failures.pop(f"ip:{address}", None)
+            known = self.known.setdefault(username, collections.OrderedDict())
+            known[address] = True
+            known.move_to_end(address)
+            while len(known) > self.remembered:
+                known.popitem(last=False)
 
 
 def client_address() -> str:
@@ -244,14 +261,14 @@ def login_page():
     meter = current_app.config["METER"]
     limiter = current_app.login_limiter
     username = request.form.get("username", "")[:200]
-    keys = (f"ip:{client_address()}", f"user:{username.lower()}")
-    if limiter.blocked(*keys):
+    name, address = username.lower(), client_address()
+    if limiter.blocked(name, address):
         return render_template("login.html", error="Too many failed attempts. Wait 15 minutes and try again.", next=None), 429
     admin_id = authenticate(meter, username, request.form.get("password", ""))
     if admin_id is None:
-        limiter.fail(*keys)
+        limiter.fail(name, address)
         return render_template("login.html", error="Wrong username or password.", next=safe_next(request.form.get("next"))), 401
-    limiter.clear(*keys)
+    limiter.succeed(name, address)
     login_user(start_session(meter, admin_id, username))
     return redirect(safe_next(request.form.get("next")) or url_for("dashboard.overview"))
 
