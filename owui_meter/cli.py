@@ -76,7 +76,8 @@ def cmd_serve(args) -> int:
             threads=settings.WORKER,
             max_request_body_size=settings.METER_MAX_BODY_BYTES,
             ident="owui-meter",
-            clear_untrusted_proxy_headers=True,
+            # behind a trusted proxy its X-Forwarded-* reach the app (ProxyFix in web/login.py)
+            clear_untrusted_proxy_headers=not settings.METER_TRUSTED_PROXY,
         )
     except OSError as exc:
         print(f"owui-meter: cannot listen on {settings.METER_HOST}:{settings.METER_PORT}: {exc.strerror}", file=sys.stderr)
