@@ -11,7 +11,7 @@ import uuid
 
 import jwt
 
-from . import clock
+from . import audit, clock
 from .errors import Unauthorized
 
 JWT_ALGORITHM = "HS256"
@@ -55,6 +55,40 @@ def decode_token(token: str, secret: str, *, scope: str = ADMIN_SCOPE) -> dict:
     if claims.get("scope") != scope:
         raise Unauthorized("token is not valid here")
     return claims
+
+
+# --- admin tokens on record (owui-meter token create | list | revoke) --------------------------
+
+
+def issue_admin_token(meter, name: str, days: float) -> str:
+    """A new admin token, recorded (never the token itself) so it can be listed and revoked."""
+    token = create_token(meter.settings.JWT_SECRET, days=days, name=name)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    with meter.db.write() as conn:
+        conn.execute("INSERT INTO admin_tokens (jti, name, created, expires) VALUES (?, ?, ?, ?)",
+                     (claims["jti"], name, claims["iat"] * 1000, claims["exp"] * 1000))
+        audit.record(conn, "cli", "token.create", {"jti": claims["jti"], "name": name})
+    return token
+
+
+def revoke_admin_tokens(meter, ident: str) -> int:
+    """Revoke the tokens whose id (or its first 8+ characters) or name is ``ident``; how many."""
+    with meter.db.write() as conn:
+        rows = conn.execute(
+            """UPDATE admin_tokens SET revoked = ? WHERE revoked IS NULL
+               AND (name = ? OR jti = ? OR (length(?) >= 8 AND substr(jti, 1, length(?)) = ?)) RETURNING jti""",
+            (clock.now_ms(), ident, ident, ident, ident, ident),
+        ).fetchall()
+        for row in rows:
+            audit.record(conn, "cli", "token.revoke", {"jti": row["jti"]})
+    return len(rows)
+
+
+def token_revoked(db, claims: dict) -> bool:
+    """True when the token with these claims was revoked. Tokens not on record (made before
+    tokens were recorded) stay valid until they expire or JWT_SECRET changes."""
+    row = db.query_one("SELECT revoked FROM admin_tokens WHERE jti = ?", (str(claims.get("jti", "")),))
+    return bool(row and row["revoked"])
 
 
 # --- passwords ------------------------------------------------------------------------------

@@ -178,14 +178,48 @@ def _meter_settings():
 
 
 def cmd_token_create(args) -> int:
-    from .auth import create_token
+    from .auth import issue_admin_token
 
-    settings = _meter_settings()
     if args.days <= 0 or args.days > 3650:
         print("owui-meter: --days must be between 1 and 3650", file=sys.stderr)
         return 2
+    meter = _open_meter()
+    try:
+        token = issue_admin_token(meter, args.name, args.days)
+    finally:
+        meter.stop()
     print(f"Admin API token '{args.name}', valid for {args.days:g} days. Send it as 'Authorization: Bearer <token>'.", file=sys.stderr)
-    print(create_token(settings.JWT_SECRET, days=args.days, name=args.name))
+    print(token)
+    return 0
+
+
+def cmd_token_list(args) -> int:
+    from .clock import ms_to_iso, now_ms
+
+    meter = _open_meter()
+    try:
+        rows = meter.db.query("SELECT * FROM admin_tokens ORDER BY created")
+    finally:
+        meter.stop()
+    print(f"{'id':<12} {'name':<24} {'created':<20} {'expires':<20} state")
+    for row in rows:
+        state = "revoked" if row["revoked"] else ("expired" if row["expires"] <= now_ms() else "valid")
+        print(f"{row['jti'][:12]:<12} {row['name'][:24]:<24} {ms_to_iso(row['created'])[:19]:<20} {ms_to_iso(row['expires'])[:19]:<20} {state}")
+    return 0
+
+
+def cmd_token_revoke(args) -> int:
+    from .auth import revoke_admin_tokens
+
+    meter = _open_meter()
+    try:
+        count = revoke_admin_tokens(meter, args.token)
+    finally:
+        meter.stop()
+    if not count:
+        print(f"owui-meter: no valid token with id or name {args.token!r} (see 'owui-meter token list')", file=sys.stderr)
+        return 1
+    print(f"revoked {count} token{'s' if count != 1 else ''}")
     return 0
 
 
@@ -354,6 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--days", type=float, default=30, help="validity in days (default 30)")
     t.add_argument("--name", default="admin", help="who the token is for (shown in logs and the audit trail)")
     t.set_defaults(func=cmd_token_create)
+    t = token_commands.add_parser("list", help="tokens made here: id, name, dates, valid/expired/revoked")
+    t.set_defaults(func=cmd_token_list)
+    t = token_commands.add_parser("revoke", help="revoke tokens by id (its first 8+ characters) or by name")
+    t.add_argument("token", help="a token id from 'token list', or a name")
+    t.set_defaults(func=cmd_token_revoke)
 
     p = commands.add_parser("api-key", help="print the plugin API key")
     p.set_defaults(func=cmd_api_key)

@@ -39,6 +39,28 @@ def test_token_create_prints_a_working_token_last(data_dir, live_meter):
     assert requests.get(live_meter.url + "/api/v1/events", headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code == 200
 
 
+def test_tokens_are_listed_and_revoked_one_by_one_beside_a_running_server(data_dir, live_meter):
+    def events_with(token):
+        return requests.get(live_meter.url + "/api/v1/events", headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code
+
+    tokens = {name: run(data_dir, "token", "create", "--name", name).stdout.strip().splitlines()[-1] for name in ("grafana", "ci-bot")}
+    assert [events_with(t) for t in tokens.values()] == [200, 200]
+    listed = run(data_dir, "token", "list").stdout.splitlines()
+    assert [line.split()[1:2] + line.split()[-1:] for line in listed[1:]] == [["grafana", "valid"], ["ci-bot", "valid"]]
+    assert tokens["grafana"] not in "".join(listed)  # the list shows ids, never the tokens
+    grafana_id = decode_token(tokens["grafana"], JWT_SECRET)["jti"]
+    revoked = run(data_dir, "token", "revoke", grafana_id[:10])
+    assert revoked.returncode == 0 and revoked.stdout.strip() == "revoked 1 token"
+    assert events_with(tokens["grafana"]) == 401 and events_with(tokens["ci-bot"]) == 200
+    assert [line.split()[-1] for line in run(data_dir, "token", "list").stdout.splitlines()[1:]] == ["revoked", "valid"]
+    assert run(data_dir, "token", "revoke", "ci-bot").stdout.strip() == "revoked 1 token"
+    assert events_with(tokens["ci-bot"]) == 401
+    again = run(data_dir, "token", "revoke", "ci-bot")
+    assert again.returncode == 1 and "no valid token" in again.stderr
+    short = run(data_dir, "token", "revoke", grafana_id[:3])  # too short to name an id, and no such name
+    assert short.returncode == 1
+
+
 def test_token_create_rejects_bad_days(data_dir):
     result = run(data_dir, "token", "create", "--days", "0")
     assert result.returncode == 2 and "--days" in result.stderr

@@ -18,7 +18,7 @@ import functools
 from flask import current_app, g, request
 from flask_login import login_required
 
-from ..auth import decode_token, key_matches
+from ..auth import decode_token, key_matches, token_revoked
 from ..errors import Unauthorized
 
 
@@ -75,7 +75,10 @@ def require_admin(view):
         token = _bearer()
         if token is not None:
             meter = current_app.config["METER"]
-            g.admin_name = decode_token(token, meter.settings.JWT_SECRET)["sub"]
+            claims = decode_token(token, meter.settings.JWT_SECRET)
+            if token_revoked(meter.db, claims):
+                raise Unauthorized("this token was revoked")
+            g.admin_name = claims["sub"]
         else:
             admin = _session_admin()
             if admin is None:
