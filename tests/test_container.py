@@ -1,4 +1,4 @@
-"""The image, built and run for real with podman (../shared/CONTAINERS.md has the recipe).
+"""The image, built and run for real with podman (docs/containers.md has the recipe).
 
 Builds the image (on a Debian base made with debootstrap when no registry is reachable), runs it
 on a named volume, waits for its HEALTHCHECK, posts an answer from outside, restarts the
