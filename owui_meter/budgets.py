@@ -12,7 +12,8 @@ The rules (README "Budgets and balances" has a worked example):
 - With balances on, a user whose prepaid balance is at or below zero is blocked too.
 
 Spend is counted per user and period by a ledger cost listener, so the check at inlet reads a
-handful of rows, never the ledger.
+handful of rows, never the ledger. Spend not attributed to a user (ledger.UNATTRIBUTED) is no
+one's: it counts toward no budget (not even a shared one) and can hold no balance.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import zoneinfo
 from dataclasses import dataclass
 
 from . import audit, clock
-from .ledger import history_pruned
+from .ledger import UNATTRIBUTED, history_pruned, is_unattributed
 from .errors import BadInput
 from .money import format_usd, parse_usd_nano
 
@@ -104,6 +105,8 @@ def parse_budget(body) -> dict:
         scope_id = None
     elif not isinstance(scope_id, str) or not scope_id.strip() or len(scope_id) > 256:
         raise BadInput(f"scope_id must be the {scope}'s id")
+    elif scope == "user" and is_unattributed(scope_id):
+        raise BadInput("scope_id: spend not attributed to a user cannot have a budget")
     period = body.get("period", "month")
     if period not in PERIODS:
         raise BadInput("period must be 'day', 'week', 'month' or 'none'")
@@ -135,7 +138,7 @@ class Budgets:
     # --- counters (ledger cost listener) ---------------------------------------------------------
 
     def on_cost(self, conn, row: dict, delta: int, new: bool) -> None:
-        if not delta:
+        if not delta or is_unattributed(row["user_id"]):
             return
         self._add_spend(conn, row["user_id"], self.local_day(row["ts"]), delta, PERIODS)
         conn.execute("UPDATE balances SET spent_nano = spent_nano + ? WHERE user_id = ? AND since <= ?", (delta, row["user_id"], row["ts"]))
@@ -157,13 +160,15 @@ class Budgets:
         if history_pruned(conn):
             return
         conn.execute("DELETE FROM spend WHERE period != 'none'")
-        for row in conn.execute("SELECT user_id, ts, cost_nano FROM events WHERE cost_nano != 0").fetchall():
+        for row in conn.execute("SELECT user_id, ts, cost_nano FROM events WHERE cost_nano != 0 AND user_id != ?", (UNATTRIBUTED,)).fetchall():
             self._add_spend(conn, row["user_id"], self.local_day(row["ts"]), row["cost_nano"], CALENDAR_PERIODS)
 
     # --- what applies to a user --------------------------------------------------------------------
 
     def states(self, query, user_id: str, at_ms: int | None = None) -> list[BudgetState]:
         """Every budget that applies to the user, with what is spent of it in its current period."""
+        if is_unattributed(user_id):
+            return []
         at_ms = clock.now_ms() if at_ms is None else at_ms
         groups = [r["group_id"] for r in query("SELECT group_id FROM group_members WHERE user_id = ?", (user_id,))]
         marks = ",".join("?" * len(groups))
@@ -244,6 +249,8 @@ def _rows(conn):
 
 def open_balance(conn, user_id: str, amount_nano: int, actor: str, note: str) -> None:
     """Start a user's balance (if not started) and credit it; inside a write transaction."""
+    if is_unattributed(user_id):
+        raise BadInput("spend not attributed to a user cannot have a balance")
     conn.execute("INSERT OR IGNORE INTO balances (user_id, since) VALUES (?, ?)", (user_id, clock.now_ms()))
     if amount_nano:
         conn.execute(

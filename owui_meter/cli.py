@@ -282,18 +282,33 @@ def cmd_erase_user(args) -> int:
 
 
 def cmd_import_owui_metering(args) -> int:
-    from .import_owui_metering import import_database
+    from . import import_owui_metering as importer
     from .errors import BadInput
 
+    if args.dry_run:  # read both databases, write nothing: not even a new meter.db or secrets
+        from .db import connect
+
+        db_path = os.path.join(_load_settings().METER_DATA_DIR, "meter.db")
+        conn = connect(db_path, readonly=True) if os.path.exists(db_path) else None
+        try:
+            todo = importer.plan(args.path, (lambda sql, params: conn.execute(sql, params).fetchall()) if conn else None)
+        except BadInput as exc:
+            print(f"owui-meter: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            if conn is not None:
+                conn.close()
+        print(importer.describe(todo, todo.events, dry_run=True))
+        return 0
     meter = _open_meter()
     try:
-        counts = import_database(meter, args.path)
+        todo, added = importer.run(meter, args.path)
     except BadInput as exc:
         print(f"owui-meter: {exc}", file=sys.stderr)
         return 1
     finally:
         meter.stop()
-    print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()))
+    print(importer.describe(todo, added, dry_run=False))
     return 0
 
 
@@ -422,8 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("anonymise", "delete"), required=True)
     p.set_defaults(func=cmd_erase_user)
 
-    p = commands.add_parser("import-owui-metering", help="import users and activities from owui-metering's data.db")
+    p = commands.add_parser("import-owui-metering", help="import users and activities from OWUI-Metering's data.db")
     p.add_argument("path")
+    p.add_argument("--dry-run", action="store_true", help="print what would be imported and skipped, change nothing")
     p.set_defaults(func=cmd_import_owui_metering)
     return parser
 

@@ -13,6 +13,7 @@ import hashlib
 
 from . import audit
 from .errors import BadInput
+from .ledger import is_unattributed
 
 MODES = ("anonymise", "delete")
 # tables that name a user by id
@@ -50,9 +51,11 @@ def pseudonym(user_id: str) -> str:
 
 
 def erase_user(meter, user_id: str, mode: str, actor: str) -> dict | None:
-    """Erase one user; None when the meter does not know them."""
+    """Erase one user; None when the meter does not know them (or for unattributed spend)."""
     if mode not in MODES:
         raise BadInput("mode must be 'anonymise' or 'delete'")
+    if is_unattributed(user_id):  # not a person: nothing to forget
+        return None
     with meter.db.write() as conn:
         if not conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchall():
             return None

@@ -13,7 +13,7 @@ import uuid
 
 from . import clock
 from .errors import BadInput
-from .ledger import NewEvent, UserInfo
+from .ledger import UNATTRIBUTED, NewEvent, UserInfo, is_unattributed
 from .money import usd_to_nano
 
 MAX_ID = 256
@@ -48,8 +48,11 @@ def _text(obj, name, *, required=False, where="", max_len=MAX_ID):
 
 def parse_user(body) -> UserInfo:
     user = _require_object(body.get("user"), "user")
+    user_id = _text(user, "id", required=True, where="user.")
+    if is_unattributed(user_id):  # the ledger's name for spend of no user; no one may post as it
+        raise BadInput(f"user.id '{UNATTRIBUTED}' is reserved")
     return UserInfo(
-        id=_text(user, "id", required=True, where="user."),
+        id=user_id,
         email=_text(user, "email", where="user."),
         name=_text(user, "name", where="user."),
         role=_text(user, "role", where="user.", max_len=64),

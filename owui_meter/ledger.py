@@ -3,6 +3,14 @@
 Events are append-only. The one update is a cost change (a confirmed cost replacing the inline
 figure, or an estimate); it goes through :meth:`Ledger.set_cost`, which tells the registered cost
 listeners (budget counters) the difference inside the same transaction.
+
+Spend not attributed to a user (a generation whose trace names no known Open WebUI user: imported
+from OWUI-Metering's OTLP receiver, or received from OpenRouter Broadcast) is recorded like any
+answer, under one reserved user row, :data:`UNATTRIBUTED`, named :data:`UNATTRIBUTED_LABEL`. So
+every total, chart, export and reconciliation counts it, and every list of users shows it under
+that name without special queries. It is not a person: the ingest endpoints refuse its id, and it
+never gets a budget, a balance, a self-service link, a statement of its own or an erasure. Use
+:func:`unattributed_user` for an event's ``user`` and :func:`is_unattributed` to test an id.
 """
 
 from __future__ import annotations
@@ -17,12 +25,25 @@ from . import clock
 from .db import Database
 
 
+UNATTRIBUTED = "unattributed"
+UNATTRIBUTED_LABEL = "Not attributed to a user"
+
+
 @dataclass
 class UserInfo:
     id: str
     email: str | None = None
     name: str | None = None
     role: str | None = None
+
+
+def unattributed_user() -> UserInfo:
+    """The ``user`` of an event whose spend belongs to no known user."""
+    return UserInfo(id=UNATTRIBUTED, name=UNATTRIBUTED_LABEL)
+
+
+def is_unattributed(user_id: str | None) -> bool:
+    return user_id == UNATTRIBUTED
 
 
 @dataclass
@@ -154,6 +175,12 @@ class Ledger:
     def record(self, event: NewEvent) -> Recorded:
         """Store one answer. The same key again returns the stored event with duplicate=True."""
         return self.db.submit(lambda conn: self._record(conn, event, clock.now_ms()))
+
+    def record_many(self, events: list[NewEvent]) -> list[Recorded]:
+        """Store several answers in one transaction (all or none), each as :meth:`record` would."""
+        now = clock.now_ms()
+        with self.db.write() as conn:
+            return [self._record(conn, event, now) for event in events]
 
     def _record(self, conn, event: NewEvent, now: int) -> Recorded:
         existing = conn.execute("SELECT * FROM events WHERE key = ?", (event.key,)).fetchall()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .auth import create_token
+from .ledger import is_unattributed
 from .money import format_usd
 
 SELF_SCOPE = "self"  # the token scope of a user's own page, /me/<token>
@@ -47,7 +48,7 @@ BALANCE = {"en": "balance {a}", "de": "Guthaben {a}", "fr": "solde {a}", "es": "
 
 def self_link(settings, user_id: str) -> str | None:
     """A signed, expiring link to the user's own page, when METER_PUBLIC_URL is set."""
-    if not settings.METER_PUBLIC_URL:
+    if not settings.METER_PUBLIC_URL or is_unattributed(user_id):
         return None
     token = create_token(settings.JWT_SECRET, days=SELF_TOKEN_DAYS, name=user_id, scope=SELF_SCOPE)
     return f"{settings.METER_PUBLIC_URL}/me/{token}"

@@ -29,6 +29,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from . import __version__, clock
 from .billing import charges, convert, money
 from .db import get_meta
+from .ledger import UNATTRIBUTED, UNATTRIBUTED_LABEL, is_unattributed
 from .periods import Period
 
 FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu", "/usr/local/share/fonts/dejavu")
@@ -185,7 +186,7 @@ def user_figures(meter, user_id: str, period: Period) -> dict:
 def user_statement(meter, user_id: str, period: Period) -> bytes:
     _register_fonts()
     user = meter.db.query_one("SELECT * FROM users WHERE id = ?", (user_id,))
-    if user is None:
+    if user is None or is_unattributed(user_id):  # unattributed spend is no one's to be billed
         raise LookupError(user_id)
     s, styles = meter.settings, _styles()
     figures = user_figures(meter, user_id, period)
@@ -238,16 +239,29 @@ def group_statement(meter, group_id: str, period: Period) -> bytes:
 
 
 def summary_rows(meter, period: Period) -> list[dict]:
-    """Every user with usage in the period, with their charges (what the summary shows)."""
+    """Every user with usage in the period, with their charges (what the summary shows).
+
+    Spend not attributed to a user is not among them: it has no statement and no charges; see
+    :func:`unattributed_figures`.
+    """
     rows = meter.db.query(
         """SELECT d.user_id, u.name, u.email, sum(d.answers) AS answers, sum(d.cost_nano) AS cost, sum(d.confirmed_cost_nano) AS confirmed
-           FROM usage_daily d LEFT JOIN users u ON u.id = d.user_id WHERE d.day BETWEEN ? AND ?
+           FROM usage_daily d LEFT JOIN users u ON u.id = d.user_id WHERE d.day BETWEEN ? AND ? AND d.user_id != ?
            GROUP BY d.user_id HAVING sum(d.answers) > 0 ORDER BY cost DESC, d.user_id""",
-        period.days,
+        (*period.days, UNATTRIBUTED),
     )
     for row in rows:
         row["charges"] = charges(meter.settings, row["cost"], row["answers"])
     return rows
+
+
+def unattributed_figures(meter, period: Period) -> dict:
+    """Answers and cost in the period that belong to no user."""
+    return meter.db.query_one(
+        """SELECT coalesce(sum(answers), 0) AS answers, coalesce(sum(cost_nano), 0) AS cost, coalesce(sum(confirmed_cost_nano), 0) AS confirmed
+           FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ?""",
+        (UNATTRIBUTED, *period.days),
+    )
 
 
 def summary(meter, period: Period) -> bytes:
@@ -266,6 +280,9 @@ def summary(meter, period: Period) -> bytes:
     grand_usage = sum((r["charges"].lines[0].amount for r in rows), Decimal("0.00"))
     grand_total = sum((r["charges"].total for r in rows), Decimal("0.00"))
     table.append(["Total", f"{sum(r['answers'] for r in rows):,}", money(grand_usage, currency), money(grand_total - grand_usage, currency), money(grand_total, currency)])
+    nobody = unattributed_figures(meter, period)
+    if nobody["answers"]:  # after the total: it is spend, but no one's to pay
+        table.append([UNATTRIBUTED_LABEL, f"{nobody['answers']:,}", money(convert(nobody["cost"], rate), currency), "", "not billed"])
     story.append(_table(table, [70 * mm, 22 * mm, 27 * mm, 27 * mm, 28 * mm], money_cols=(1, 2, 3, 4)))
     models = meter.db.query(
         "SELECT model, sum(answers) AS answers, sum(cost_nano) AS cost FROM usage_daily WHERE day BETWEEN ? AND ? GROUP BY model ORDER BY cost DESC LIMIT 10",
@@ -290,6 +307,6 @@ def summary(meter, period: Period) -> bytes:
                 part = rec["unattributed_nano"] * r["cost"] // total_cost
                 share.append([Paragraph(text(r["name"] or r["email"] or r["user_id"]), styles["cell"]), money(convert(part, rate), currency)])
             story += [Paragraph("Unattributed spend shared by use", styles["h2"]), _table(share, [144 * mm, 30 * mm], money_cols=(1,))]
-    totals = {"cost": sum(r["cost"] for r in rows), "confirmed": sum(r["confirmed"] for r in rows)}
+    totals = {"cost": sum(r["cost"] for r in rows) + nobody["cost"], "confirmed": sum(r["confirmed"] for r in rows) + nobody["confirmed"]}
     story += [Spacer(1, 4 * mm)] + _notes(meter, "1 = ?", (1,), period, totals, rate, currency, styles)
     return _build(story)

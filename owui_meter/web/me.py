@@ -11,6 +11,7 @@ from flask import Blueprint, render_template
 from .. import clock
 from ..auth import decode_token
 from ..errors import Unauthorized
+from ..ledger import is_unattributed
 from ..notices import SELF_SCOPE
 from .access import access
 from .api.usage import event_json
@@ -29,7 +30,7 @@ def my_usage(token):
     except Unauthorized:
         return render_template("me/invalid.html"), 403
     user = m.db.query_one("SELECT id, name, email FROM users WHERE id = ?", (user_id,))
-    if user is None:
+    if user is None or is_unattributed(user_id):
         return render_template("me/invalid.html"), 403
     states = [s for s in m.budgets.states(m.db.query, user_id) if not s.shared]
     month_start = m.budgets.local_day(clock.now_ms()).replace(day=1).isoformat()

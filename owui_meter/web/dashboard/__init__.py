@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from ... import __version__
+from ...ledger import UNATTRIBUTED
 from ...periods import PRESETS, Period
 from ..params import meter, period_from_request
 
@@ -27,9 +28,9 @@ def totals(where: str, params: tuple) -> dict:
     return meter().db.query_one(
         f"""SELECT coalesce(sum(cost_nano), 0) AS cost, coalesce(sum(confirmed_cost_nano), 0) AS confirmed,
                    coalesce(sum(answers), 0) AS answers, coalesce(sum(prompt_tokens), 0) AS prompt,
-                   coalesce(sum(completion_tokens), 0) AS completion, count(DISTINCT user_id) AS users
+                   coalesce(sum(completion_tokens), 0) AS completion, count(DISTINCT nullif(user_id, ?)) AS users
             FROM usage_daily WHERE {where}""",
-        params,
+        (UNATTRIBUTED, *params),
     )
 
 

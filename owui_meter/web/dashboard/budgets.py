@@ -7,6 +7,7 @@ from flask_login import current_user
 
 from ...budgets import delete_budget, parse_budget, save_budget
 from ...errors import BadInput
+from ...ledger import UNATTRIBUTED
 from ..access import require_login
 from ..params import meter
 from . import bp
@@ -21,7 +22,8 @@ def budgets():
            LEFT JOIN users u ON b.scope = 'user' AND u.id = b.scope_id
            LEFT JOIN groups g ON b.scope = 'group' AND g.id = b.scope_id ORDER BY b.id"""
     )
-    users_list = m.db.query("SELECT id, coalesce(name, email, id) AS name FROM users ORDER BY lower(coalesce(name, email, id)) LIMIT 2000")
+    users_list = m.db.query("SELECT id, coalesce(name, email, id) AS name FROM users WHERE id != ? ORDER BY lower(coalesce(name, email, id)) LIMIT 2000",
+                            (UNATTRIBUTED,))
     groups_list = m.db.query("SELECT id, name FROM groups ORDER BY name")
     return render_template("dashboard/budgets.html", budgets=rows, users=users_list, groups=groups_list)
 

@@ -8,6 +8,7 @@ from flask_login import current_user
 from ... import budgets
 from ...erasure import erase_user
 from ...errors import BadInput
+from ...ledger import is_unattributed
 from ...money import MAX_INPUT_USD, parse_usd_nano
 from ..access import require_login
 from ..charts import bar_chart
@@ -52,6 +53,7 @@ def user(user_id):
     groups = m.db.query("SELECT g.id, g.name FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE gm.user_id = ?", (user_id,))
     return render_template(
         "dashboard/user.html", **picker, person=person, models=models, latest=latest, groups=groups,
+        person_is_user=not is_unattributed(user_id),
         total=totals("user_id = ? AND day BETWEEN ? AND ?", (user_id, *span)),
         chart=bar_chart(daily_points(period, "user_id = ?", (user_id,))),
         states=m.budgets.states(m.db.query, user_id), balance=m.budgets.balance(m.db.query, user_id),
