@@ -15,6 +15,7 @@ from conftest import ADA, API_KEY, JWT_SECRET, make_settings, outlet_body
 from owui_meter import clock, create_app
 from owui_meter.auth import create_token
 from owui_meter.ledger import UNATTRIBUTED, NewEvent, unattributed_user
+from owui_meter.notices import self_link
 from test_dashboard import csrf_of, log_in
 from test_reports import NOV, pdf_text
 
@@ -91,10 +92,8 @@ def test_it_gets_no_budget_balance_link_or_erasure(client, meter, seeded, admin_
     # a self-service link made for it anyway opens nothing
     token = create_token(JWT_SECRET, days=1, name=UNATTRIBUTED, scope="self")
     assert client.get(f"/me/{token}").status_code == 403
-    with client.application.test_request_context():
-        from owui_meter.budgets_api import self_link
-
-        assert self_link(UNATTRIBUTED) is None and self_link(ADA["id"]).startswith("https://meter.example.com/me/")
+    assert self_link(meter.settings, UNATTRIBUTED) is None
+    assert self_link(meter.settings, ADA["id"]).startswith("https://meter.example.com/me/")
 
 
 def test_it_counts_toward_no_budget(client, meter, admin_headers):
@@ -122,3 +121,17 @@ def test_no_one_can_post_as_it(client, meter, path, body):
     assert alias.status_code == 400 and "user.id" in alias.get_json()["error"]
     assert meter.db.query("SELECT count(*) AS n FROM events")[0]["n"] == 0
     assert meter.db.query("SELECT count(*) AS n FROM users")[0]["n"] == 0
+
+
+def test_a_time_zone_change_keeps_it_out_of_the_counters(data_dir, app, client, meter, seeded):
+    from owui_meter.meter import Meter
+
+    meter.stop()
+    moved = Meter.open(make_settings(data_dir, METER_TIMEZONE="Pacific/Auckland"), serving=True)
+    try:
+        spend = moved.db.query("SELECT user_id, period, cost_nano FROM spend WHERE period = 'month' ORDER BY user_id")
+        assert spend == [{"user_id": ADA["id"], "period": "month", "cost_nano": 1_500_000_000}]  # rebuilt, and only Ada's
+        days = moved.db.query("SELECT user_id, cost_nano FROM usage_daily ORDER BY user_id")
+        assert {r["user_id"]: r["cost_nano"] for r in days} == {ADA["id"]: 1_500_000_000, UNATTRIBUTED: 520_000_000}
+    finally:
+        moved.stop()

@@ -12,6 +12,7 @@ import zipfile
 from flask import Blueprint, Response, abort
 
 from ... import reports
+from ...ledger import is_unattributed
 from ..access import require_admin
 from ..params import meter, period_from_request
 
@@ -28,7 +29,7 @@ def user_pdf(user_id):
     _, period = period_from_request("whole_month")
     m = meter()
     person = m.db.query_one("SELECT email FROM users WHERE id = ?", (user_id,))
-    if person is None:
+    if person is None or is_unattributed(user_id):  # unattributed spend has no statement
         abort(404)
     return pdf(reports.user_statement(m, user_id, period), reports.file_name("statement", person["email"] or user_id, period))
 
