@@ -284,6 +284,13 @@ def cmd_erase_user(args) -> int:
 def cmd_import_owui_metering(args) -> int:
     from . import import_owui_metering as importer
     from .errors import BadInput
+    from .periods import parse_instant
+
+    try:
+        traces_before = parse_instant("--traces-before", args.traces_before, end=False)
+    except BadInput as exc:
+        print(f"owui-meter: {exc}", file=sys.stderr)
+        return 2
 
     if args.dry_run:  # read both databases, write nothing: not even a new meter.db or secrets
         from .db import connect
@@ -291,7 +298,7 @@ def cmd_import_owui_metering(args) -> int:
         db_path = os.path.join(_load_settings().METER_DATA_DIR, "meter.db")
         conn = connect(db_path, readonly=True) if os.path.exists(db_path) else None
         try:
-            todo = importer.plan(args.path, (lambda sql, params: conn.execute(sql, params).fetchall()) if conn else None)
+            todo = importer.plan(args.path, (lambda sql, params: conn.execute(sql, params).fetchall()) if conn else None, traces_before)
         except BadInput as exc:
             print(f"owui-meter: {exc}", file=sys.stderr)
             return 1
@@ -302,7 +309,7 @@ def cmd_import_owui_metering(args) -> int:
         return 0
     meter = _open_meter()
     try:
-        todo, added = importer.run(meter, args.path)
+        todo, added = importer.run(meter, args.path, traces_before)
     except BadInput as exc:
         print(f"owui-meter: {exc}", file=sys.stderr)
         return 1
@@ -440,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("import-owui-metering", help="import users and activities from OWUI-Metering's data.db")
     p.add_argument("path")
     p.add_argument("--dry-run", action="store_true", help="print what would be imported and skipped, change nothing")
+    p.add_argument("--traces-before", metavar="WHEN", help="leave out OTLP trace rows from WHEN on (ISO date or datetime, UTC unless "
+                   "it has an offset): when owui-meter's plugin went live, so a chat traced to OWUI-Metering is not counted twice")
     p.set_defaults(func=cmd_import_owui_metering)
     return parser
 

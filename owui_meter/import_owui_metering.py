@@ -27,6 +27,11 @@ which are read when present and not required.
   ``api`` stays ``api``; the rest are web chats (``ui``), which is all the old filter saw.
 - **Skipped**, counted with the reason: activities already in the ledger, without a cost, with a
   negative or non-numeric cost, or with a model name or user id too long for the ledger.
+- **Traces after the switch.** A chat that OpenRouter Broadcast traced to OWUI-Metering while
+  owui-meter's plugin already recorded it has two rows with different keys (the trace's id, the
+  message id). ``--traces-before WHEN`` (when the plugin went live) leaves out the trace rows from
+  then on, so such a chat counts once; what those traces alone saw (task calls, other apps) stays
+  in reconciliation's unattributed remainder.
 
 :func:`plan` reads both databases and decides everything; the dry run prints the plan, the import
 records it, so the dry run's figures are what the import stores.
@@ -56,6 +61,7 @@ REQUIRED = ("id", "timestamp", "user_id", "model", "prompt_token", "completion_t
 OPTIONAL = ("reasoning_token", "cached_tokens", "chat_id", "source")
 BATCH = 500  # answers per write transaction
 SHOWN_BAD_ROWS = 5
+TRACES_AFTER = "traced at or after --traces-before"
 
 
 @dataclass
@@ -132,9 +138,10 @@ def _cost_nano(value) -> int | None:
     return usd_to_nano(float(value))
 
 
-def plan(path: str, query=None) -> Plan:
+def plan(path: str, query=None, traces_before_ms: int | None = None) -> Plan:
     """Everything the import of ``path`` would do. ``query(sql, params) -> rows as dicts`` reads the
-    meter's database (None: there is none yet, so everything is new)."""
+    meter's database (None: there is none yet, so everything is new). With ``traces_before_ms``,
+    rows from OWUI-Metering's OTLP receiver from then on are left out (see ``--traces-before``)."""
     users, activities = _read_source(path)
     _check_timestamps(activities)
     known_users = {r["id"] for r in query("SELECT id FROM users", ())} if query else set()
@@ -172,6 +179,9 @@ def plan(path: str, query=None) -> Plan:
             result.skip(f"user id longer than {MAX_ID} characters", key)
             continue
         from_trace = a.get("source") == "otlp" or user_id == NO_USER
+        if from_trace and traces_before_ms is not None and a["timestamp"] * 1000 >= traces_before_ms:
+            result.skip(TRACES_AFTER, key)
+            continue
         if user_id in result.new_users:
             user = result.new_users[user_id]
         elif user_id in known_users and not is_unattributed(user_id):
@@ -215,9 +225,9 @@ def figures(events: list[NewEvent]) -> dict:
     }
 
 
-def run(meter, path: str) -> tuple[Plan, list[NewEvent]]:
+def run(meter, path: str, traces_before_ms: int | None = None) -> tuple[Plan, list[NewEvent]]:
     """Import ``path`` into the meter; the plan and the answers actually added."""
-    todo = plan(path, meter.db.query)
+    todo = plan(path, meter.db.query, traces_before_ms)
     added = []
     for start in range(0, len(todo.events), BATCH):
         batch = todo.events[start:start + BATCH]

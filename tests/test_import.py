@@ -214,3 +214,19 @@ def test_other_files_fail_cleanly(data_dir, tmp_path):
         for args in (("--dry-run", str(path)), (str(path),)):
             result = run(data_dir, "import-owui-metering", *args)
             assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_traces_from_when_the_plugin_went_live_are_left_out(data_dir, old_db):
+    """A chat both traced to OWUI-Metering and recorded by the plugin would count twice."""
+    late = [r for r in FILTER_ROWS + TRACE_ROWS if r[-1] == "otlp" and r[1] >= dt.datetime(2026, 9, 23, tzinfo=dt.timezone.utc).timestamp()]
+    assert [r[0] for r in late] == [TRACE_ROWS[2][0]]
+    dry = run(data_dir, "import-owui-metering", "--dry-run", "--traces-before", "2026-09-23", str(old_db))
+    assert f"  traced at or after --traces-before: 1 (e.g. activity {TRACE_ROWS[2][0]!r})" in dry.stdout
+    done = run(data_dir, "import-owui-metering", "--traces-before", "2026-09-23T00:00:00Z", str(old_db))
+    assert done.returncode == 0, done.stderr
+    assert report(done.stdout) == report(dry.stdout)
+    keys = {r[0] for r in ledger(data_dir, "SELECT key FROM events")}
+    assert keys == {"msg-ada-1", "msg-bob-1", TRACE_ROWS[0][0], TRACE_ROWS[1][0]}  # the filter's rows all stay
+    bad = run(data_dir, "import-owui-metering", "--traces-before", "last tuesday", str(old_db))
+    assert bad.returncode == 2 and "--traces-before must be an ISO 8601 date or datetime" in bad.stderr
+    assert {r[0] for r in ledger(data_dir, "SELECT key FROM events")} == keys
