@@ -236,14 +236,17 @@ def run(meter, path: str, traces_before_ms: int | None = None) -> tuple[Plan, li
                 todo.skip("already in the meter", event.key)
             else:
                 added.append(event)
+    seen: dict[str, list[int]] = {}
+    for event in todo.events:
+        seen.setdefault(event.user.id, []).append(event.ts)
     with meter.db.write() as conn:
         for user in todo.new_users.values():
-            seen = [e.ts for e in todo.events if e.user.id == user.id]
             # new users carry their OWUI-Metering history's first and last answer (0: never)
+            times = seen.get(user.id, [0])
             conn.execute(
                 """INSERT INTO users (id, email, name, role, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?)
                    ON CONFLICT (id) DO UPDATE SET first_seen = excluded.first_seen, last_seen = excluded.last_seen""",
-                (user.id, user.email, user.name, user.role, min(seen, default=0), max(seen, default=0)),
+                (user.id, user.email, user.name, user.role, min(times), max(times)),
             )
     return todo, added
 
