@@ -8,7 +8,7 @@ which are read when present and not required.
 
 - **Time.** ``activities.timestamp`` is Unix seconds (OWUI-Metering compares it with
   ``Date.getTime() / 1000`` and formats it with ``datetime(timestamp, 'unixepoch')``). A value
-  that cannot be seconds of this century up to tomorrow (milliseconds, text, NULL) refuses the
+  that cannot be seconds from 2001-09-09 up to tomorrow (milliseconds, text, NULL) refuses the
   whole import with a message naming the rows: nothing is guessed and nothing is imported.
 - **Idempotent.** An activity's id is its answer's key, so importing twice changes nothing. It is
   also the Open WebUI message id that the old filter posted to ``/api/v1/metering/record`` and the
