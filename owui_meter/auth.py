@@ -66,7 +66,7 @@ def issue_admin_token(meter, name: str, days: float) -> str:
     claims = jwt.decode(token, options={"verify_signature": False})
     with meter.db.write() as conn:
         conn.execute("INSERT INTO admin_tokens (jti, name, created, expires) VALUES (?, ?, ?, ?)",
-                     (claims["jti"], name, claims["iat"] * 1000, claims["exp"] * 1000))
+                     (claims["jti"], name, clock.now_ms(), claims["exp"] * 1000))
         audit.record(conn, "cli", "token.create", {"jti": claims["jti"], "name": name})
     return token
 

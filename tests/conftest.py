@@ -128,13 +128,22 @@ class LiveMeter:
         self.server = create_server(app, host="127.0.0.1", port=0, threads=4)
         self.port = self.server.effective_port
         self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.closing = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        try:
+            self.server.run()
+        except OSError:  # close() from another thread ends the select loop with EBADF
+            if not self.closing:
+                raise
 
     def start(self):
         self.thread.start()
         return self
 
     def stop(self):
+        self.closing = True
         self.server.close()
         self.thread.join(timeout=5)
 
