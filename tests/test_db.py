@@ -121,3 +121,50 @@ def test_time_zone_change_rebuilds_daily_totals(data_dir, plugin_headers):
     moved = create_app(make_settings(data_dir, METER_TIMEZONE="Europe/Berlin"))
     assert [r["day"] for r in moved.config["METER"].db.query("SELECT day, answers FROM usage_daily")] == ["2026-11-11"]
     moved.config["METER"].stop()
+
+
+ROLLUPS = {"usage_day_user": "user_id", "usage_day_model": "model", "usage_day_source": "source"}
+SUMS = "sum(answers) AS answers, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(reasoning_tokens) AS r, " \
+       "sum(cached_tokens) AS k, sum(cost_nano) AS cost, sum(confirmed_cost_nano) AS confirmed"
+
+
+def assert_rollups_match(db):
+    """Each rollup holds exactly usage_daily grouped by day and its key, no row more or less."""
+    for table, key in ROLLUPS.items():
+        expected = db.query(f"SELECT day, {key}, {SUMS} FROM usage_daily GROUP BY day, {key} ORDER BY day, {key}")
+        kept = db.query(f"SELECT day, {key}, {SUMS} FROM {table} GROUP BY day, {key} ORDER BY day, {key}")
+        assert kept == expected, table
+
+
+def test_rollups_follow_every_change_of_the_daily_totals(data_dir, admin_headers, plugin_headers, monkeypatch):
+    from owui_meter import clock
+    from owui_meter.erasure import erase_user
+
+    now = [1_795_000_000.0]
+    monkeypatch.setattr(clock, "time_fn", lambda: now[0])
+    app = create_app(make_settings(data_dir))
+    meter, client = app.config["METER"], app.test_client()
+    bob = {"id": "bob", "email": "bob@example.com"}
+    eve = {"id": "eve", "email": "eve@example.com"}
+    for i, (user, model) in enumerate([(ADA, "m1"), (ADA, "m2"), (bob, "m1"), (eve, "m2"), (eve, "m1")] * 3):
+        now[0] += 3600 * 7  # spread over days
+        body = outlet_body(key=f"k{i}", user=user, model=model, cost=0.25 * (i + 1), generation_ids=[f"gen-{i}"],
+                           source="api" if i % 4 == 0 else None)
+        assert client.post("/api/v1/outlet", json=body, headers=plugin_headers).status_code == 202
+    assert_rollups_match(meter.db)
+    # a confirmed cost replacing the inline one
+    row = meter.db.query_one("SELECT * FROM events WHERE key = 'k3'")
+    with meter.db.write() as conn:
+        meter.ledger.set_cost(conn, row["id"], 9_000_000_000, "generation")
+    assert_rollups_match(meter.db)
+    erase_user(meter, "bob", "anonymise", "test")
+    assert_rollups_match(meter.db)
+    erase_user(meter, "eve", "delete", "test")
+    assert_rollups_match(meter.db)
+    assert meter.db.query_one("SELECT count(*) AS n FROM usage_day_user WHERE user_id = 'eve'")["n"] == 0
+    meter.stop()
+    moved = create_app(make_settings(data_dir, METER_TIMEZONE="Pacific/Auckland"))  # rebuilt in another zone
+    assert_rollups_match(moved.config["METER"].db)
+    day_total = moved.config["METER"].db.query_one("SELECT sum(cost_nano) AS c FROM usage_day_source")["c"]
+    assert day_total == moved.config["METER"].db.query_one("SELECT sum(cost_nano) AS c FROM events")["c"]
+    moved.config["METER"].stop()

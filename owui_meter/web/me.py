@@ -35,7 +35,7 @@ def my_usage(token):
     states = [s for s in m.budgets.states(m.db.query, user_id) if not s.shared]
     month_start = m.budgets.local_day(clock.now_ms()).replace(day=1).isoformat()
     month = m.db.query_one(
-        "SELECT coalesce(sum(cost_nano), 0) AS cost, coalesce(sum(answers), 0) AS answers FROM usage_daily WHERE user_id = ? AND day >= ?",
+        "SELECT coalesce(sum(cost_nano), 0) AS cost, coalesce(sum(answers), 0) AS answers FROM usage_day_user WHERE user_id = ? AND day >= ?",
         (user_id, month_start),
     )
     latest = m.db.query(

@@ -32,7 +32,7 @@ class MeterCollector:
         db = self.meter.db
         answers = CounterMetricFamily("owui_meter_answers", "Answers recorded", labels=["model"])
         cost = CounterMetricFamily("owui_meter_cost_usd", "Cost of recorded answers in USD", labels=["model"])
-        for row in db.query("SELECT model, sum(answers) AS answers, sum(cost_nano) AS cost FROM usage_daily GROUP BY model"):
+        for row in db.query("SELECT model, sum(answers) AS answers, sum(cost_nano) AS cost FROM usage_day_model GROUP BY model"):
             answers.add_metric([row["model"]], row["answers"])
             cost.add_metric([row["model"]], row["cost"] / NANO)
         yield answers
@@ -40,7 +40,7 @@ class MeterCollector:
         user_cost = CounterMetricFamily("owui_meter_user_cost_usd", f"Cost per user in USD (top {TOP_USERS}, the rest as 'other')", labels=["user"])
         user_answers = CounterMetricFamily("owui_meter_user_answers", f"Answers per user (top {TOP_USERS}, the rest as 'other')", labels=["user"])
         rows = db.query(
-"SELECT user_id AS user, sum(answers) AS answers, sum(cost_nano) AS cost FROM usage_daily GROUP BY user_id ORDER BY cost DESC"
+"SELECT user_id AS user, sum(answers) AS answers, sum(cost_nano) AS cost FROM usage_day_user GROUP BY user_id ORDER BY cost DESC"
         )
         for row in rows[:TOP_USERS]:
             user_cost.add_metric([row["user"]], row["cost"] / NANO)

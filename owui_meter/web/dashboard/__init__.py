@@ -24,22 +24,27 @@ def picked_period() -> tuple[Period, dict]:
     return period, {"periods": PRESETS, "period": name, "start": period.start, "end": period.end}
 
 
-def totals(where: str, params: tuple) -> dict:
+def totals(period: Period, user_id: str | None = None) -> dict:
+    """The period's cost, confirmed part, answers, tokens and active users (of one user, or all).
+
+    Read from the day × user rollup: as many rows as the team has people, however many answers."""
+    where, params = ("user_id = ? AND ", (user_id,)) if user_id else ("", ())
     return meter().db.query_one(
         f"""SELECT coalesce(sum(cost_nano), 0) AS cost, coalesce(sum(confirmed_cost_nano), 0) AS confirmed,
                    coalesce(sum(answers), 0) AS answers, coalesce(sum(prompt_tokens), 0) AS prompt,
                    coalesce(sum(completion_tokens), 0) AS completion, count(DISTINCT nullif(user_id, ?)) AS users
-            FROM usage_daily WHERE {where}""",
-        (UNATTRIBUTED, *params),
+            FROM usage_day_user WHERE {where}day BETWEEN ? AND ?""",
+        (UNATTRIBUTED, *params, *period.days),
     )
 
 
-def daily_points(period: Period, where: str = "1 = 1", params: tuple = ()) -> list[tuple[str, int]]:
-    rows = meter().db.query(
-        f"SELECT day, sum(cost_nano) AS cost FROM usage_daily WHERE day BETWEEN ? AND ? AND {where} GROUP BY day",
-        (*period.days, *params),
-    )
-    by_day = {r["day"]: r["cost"] for r in rows}
+def daily_points(period: Period, user_id: str | None = None) -> list[tuple[str, int]]:
+    """Cost per day of the period (of one user, or all), every day present."""
+    if user_id:
+        sql, params = "SELECT day, sum(cost_nano) AS cost FROM usage_day_user WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY day", (user_id,)
+    else:
+        sql, params = "SELECT day, sum(cost_nano) AS cost FROM usage_day_source WHERE day BETWEEN ? AND ? GROUP BY day", ()
+    by_day = {r["day"]: r["cost"] for r in meter().db.query(sql, (*params, *period.days))}
     return [(day, by_day.get(day, 0)) for day in period.day_list()]
 
 

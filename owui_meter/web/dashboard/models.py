@@ -23,11 +23,11 @@ def models():
     rows = meter().db.query(
         """SELECT model, sum(answers) AS answers, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion,
                   sum(cost_nano) AS cost, sum(confirmed_cost_nano) AS confirmed
-           FROM usage_daily WHERE day BETWEEN ? AND ? GROUP BY model ORDER BY cost DESC""",
+           FROM usage_day_model WHERE day BETWEEN ? AND ? GROUP BY model ORDER BY cost DESC""",
         period.days,
     )
     price_rows = [prices.price_json(r) for r in meter().db.query(
-        "SELECT * FROM prices WHERE source = 'admin' OR model IN (SELECT DISTINCT model FROM usage_daily) ORDER BY model, source")]
+        "SELECT * FROM prices WHERE source = 'admin' OR model IN (SELECT DISTINCT model FROM usage_day_model) ORDER BY model, source")]
     return render_template("dashboard/models.html", **picker, rows=rows, prices=price_rows,
                            tested=getattr(current_app, "model_test_results", None))
 
@@ -51,7 +51,7 @@ def test_models():
     if not s.OPENROUTER_API_KEY:
         raise BadInput("set OPENROUTER_API_KEY to test models")
     client = OpenRouter.from_settings(s)
-    names = [r["model"] for r in meter().db.query("SELECT DISTINCT model FROM usage_daily ORDER BY model LIMIT 50")]
+    names = [r["model"] for r in meter().db.query("SELECT DISTINCT model FROM usage_day_model ORDER BY model LIMIT 50")]
 
     def probe(model):
         started = time.perf_counter()

@@ -27,7 +27,7 @@ def users():
     rows = meter().db.query(
         f"""SELECT u.id, u.name, u.email, u.role, u.last_seen, coalesce(sum(d.cost_nano), 0) AS cost,
                    coalesce(sum(d.answers), 0) AS answers
-            FROM users u LEFT JOIN usage_daily d ON d.user_id = u.id AND d.day BETWEEN ? AND ?
+            FROM users u LEFT JOIN usage_day_user d ON d.user_id = u.id AND d.day BETWEEN ? AND ?
             WHERE (? = '' OR u.name LIKE ? OR u.email LIKE ? OR u.id = ?)
             GROUP BY u.id ORDER BY {order} LIMIT 500""",
         (*period.days, search, like, like, search),
@@ -43,19 +43,17 @@ def user(user_id):
     person = m.db.query_one("SELECT * FROM users WHERE id = ?", (user_id,))
     if person is None:
         abort(404)
-    span = period.days
     models = m.db.query(
         """SELECT model, sum(answers) AS answers, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion, sum(cost_nano) AS cost
            FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY model ORDER BY cost DESC""",
-        (user_id, *span),
+        (user_id, *period.days),
     )
     latest = m.db.query("SELECT * FROM events WHERE user_id = ? ORDER BY ts DESC, id DESC LIMIT 25", (user_id,))
     groups = m.db.query("SELECT g.id, g.name FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE gm.user_id = ?", (user_id,))
     return render_template(
         "dashboard/user.html", **picker, person=person, models=models, latest=latest, groups=groups,
         person_is_user=not is_unattributed(user_id),
-        total=totals("user_id = ? AND day BETWEEN ? AND ?", (user_id, *span)),
-        chart=bar_chart(daily_points(period, "user_id = ?", (user_id,))),
+        total=totals(period, user_id), chart=bar_chart(daily_points(period, user_id)),
         states=m.budgets.states(m.db.query, user_id), balance=m.budgets.balance(m.db.query, user_id),
     )
 
