@@ -31,13 +31,13 @@ BOB = {"id": "22d1d051-00a9-4e78-a612-8ae9d4005987", "email": "bob@example.com",
 FIXTURES = REPO / "tests" / "fixtures" / "owui-0.12.4"  # copied from shared/fixtures
 
 
-def fixture_dir() -> Path:
-    """The payloads a real Open WebUI 0.12.4 handed to a filter's hooks."""
-    return FIXTURES
+def fixture_dir(version: str = "0.12.4") -> Path:
+    """The payloads a real Open WebUI (0.12.4, or 0.6.43) handed to a filter's hooks."""
+    return REPO / "tests" / "fixtures" / f"owui-{version}"
 
 
-def load_fixture(name: str):
-    return json.loads((fixture_dir() / name).read_text())
+def load_fixture(name: str, version: str = "0.12.4"):
+    return json.loads((fixture_dir(version) / name).read_text())
 
 
 def free_port() -> int:
