@@ -71,7 +71,7 @@ LINK_TTL_SECONDS = 3600  # how long a 0.6 web chat's stream ids wait for its out
 LINK_LIMIT = 10_000  # message ids remembered at most (oldest forgotten first)
 MAX_IDS = 200  # generation ids per answer, as the meter accepts
 MAX_SSE_LINE = 1_000_000  # a longer partial line is not an OpenRouter chunk: dropped
-PERMANENT = {400, 404, 405, 409, 413, 422}  # resending the same answer cannot succeed
+PERMANENT = {400, 409, 413, 422}  # this answer is refused as it is: resending it cannot succeed
 
 DOWN_MESSAGE = (
     "Chats are paused: the usage meter cannot be reached, and this server stops chats until it "
@@ -219,7 +219,7 @@ class _Outbox:
         dropped = None
         with self._cond:
             if len(self._jobs) >= QUEUE_LIMIT:
-                dropped = self._jobs.pop() if urgent else self._jobs.popleft()
+                dropped = self._jobs.popleft()  # the one that has waited longest
                 self.dropped += 1
             if urgent:
                 self._jobs.appendleft(job)

@@ -665,6 +665,20 @@ def test_answers_the_meter_refuses_for_good_are_dropped_not_retried(live_meter, 
     assert any("refused an answer for good" in r.getMessage() and "400" in r.getMessage() for r in caplog.records)
 
 
+def test_the_queue_is_bounded_and_logs_what_it_drops(caplog):
+    module = load_plugin()
+    plugin = make_filter(f"http://127.0.0.1:{free_port()}")  # nothing listens
+    with caplog.at_level(logging.ERROR, logger="owui_meter.plugin"):
+        for i in range(module.QUEUE_LIMIT + 5):
+            plugin._outbox.put({"key": f"k{i}"})
+    # senders hold at most one answer each while they try; the queue holds QUEUE_LIMIT
+    assert module.QUEUE_LIMIT <= plugin._outbox.pending() <= module.QUEUE_LIMIT + module.SENDERS
+    assert 1 <= plugin._outbox.dropped <= 5
+    dropped = [r.getMessage() for r in caplog.records if "dropped one" in r.getMessage()]
+    assert len(dropped) == plugin._outbox.dropped
+    assert all(any(f"(key k{i})" in m for i in range(10)) for m in dropped)  # the longest waiting went
+
+
 def test_the_api_key_is_never_logged(caplog):
     plugin = make_filter(f"http://127.0.0.1:{free_port()}", timeout_seconds=0.5)
     with caplog.at_level(logging.DEBUG):
