@@ -259,6 +259,11 @@ class _Outbox:
         with self._cond:
             return self._refused[0] if self._refused else None
 
+    def paused(self) -> bool:
+        """True while sending waits out a pause (meter unreachable, or the key refused)."""
+        with self._cond:
+            return time.monotonic() < self._paused_until
+
     def pending(self) -> int:
         """Answers not yet stored by the meter (waiting or being sent)."""
         with self._cond:
@@ -594,7 +599,9 @@ class Filter:
             notice = None
             payload = self._answer(body, __user__, __metadata__)
             if payload is not None:
-                answer = await _wait(self._outbox.put(payload, urgent=True), self._timeout())
+                job = self._outbox.put(payload, urgent=True)
+                # during a pause no notice can come: do not hold the chat for timeout_seconds
+                answer = None if self._outbox.paused() else await _wait(job, self._timeout())
                 notice = answer.get("notice") if isinstance(answer, dict) else None
             refused = self._outbox.refused_status()
             if refused is not None and _user(__user__)["role"] == "admin":

@@ -626,6 +626,9 @@ def test_refused_key_keeps_answers_tells_the_admin_and_sends_them_once_fixed(liv
         asyncio.run(outlets(plugin, synthetic_answers(28, user=load_fixture("user2.outlet.json")["__user__"])))
     assert wait_until(lambda: plugin._outbox.refused_status() == 401)
     assert plugin._outbox.pending() == 31
+    started = time.monotonic()
+    asyncio.run(outlets(plugin, synthetic_answers(29)[28:]))  # no notice can come: the chat does not wait for one
+    assert time.monotonic() - started < 0.5
     assert all_events(live_meter.meter) == []
     assert any("refused the plugin's API key (HTTP 401)" in r.getMessage() for r in caplog.records)
 
@@ -634,7 +637,7 @@ def test_refused_key_keeps_answers_tells_the_admin_and_sends_them_once_fixed(liv
     replay(plugin, "ui", "0.12.4", emitted=emitted)
     [status] = [e for e in emitted if e["type"] == "status"]
     assert "refuses this plugin's API key (HTTP 401)" in status["data"]["description"]
-    assert "32 answers are kept" in status["data"]["description"]
+    assert "33 answers are kept" in status["data"]["description"]
     user_emitted = []
     bob = load_fixture("user2.outlet.json")
     asyncio.run(plugin.outlet(copy.deepcopy(bob["body"]), __user__=bob["__user__"], __metadata__={}, __event_emitter__=_collect(user_emitted)))
@@ -643,7 +646,7 @@ def test_refused_key_keeps_answers_tells_the_admin_and_sends_them_once_fixed(liv
     plugin.valves.api_key = API_KEY  # the admin fixes the valve
     assert wait_until(lambda: plugin._outbox.pending() == 0, timeout=10)
     rows = all_events(live_meter.meter)
-    assert len(rows) == 32 and len({r["key"] for r in rows}) == 32
+    assert len(rows) == 33 and len({r["key"] for r in rows}) == 33
     assert plugin._outbox.refused_status() is None
 
 
