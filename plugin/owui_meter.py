@@ -66,6 +66,7 @@ CHECKERS = 8  # threads asking for budget decisions
 IDLE_SECONDS = 30  # an idle worker thread ends; a new one starts with the next job
 SEND_TIMEOUT_SECONDS = 30  # answers are sent off the chat path: a slow meter still gets them
 MAX_BACKOFF_SECONDS = 30  # longest pause between tries while the meter is unreachable
+MAX_RETRY_AFTER_SECONDS = 300  # a meter's Retry-After is honoured up to this
 REFUSED_RETRY_SECONDS = 60  # a refused key is tried again this often (or at once when it changes)
 LINK_TTL_SECONDS = 3600  # how long a 0.6 web chat's stream ids wait for its outlet
 LINK_LIMIT = 10_000  # message ids remembered at most (oldest forgotten first)
@@ -82,9 +83,10 @@ DOWN_MESSAGE = (
 class MeterError(Exception):
     """The meter could not be reached or answered with an error."""
 
-    def __init__(self, message: str, status: Optional[int] = None):
+    def __init__(self, message: str, status: Optional[int] = None, retry_after: float = 0.0):
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after  # seconds the meter asked to wait (429, 503 on a full disk)
 
 
 # --- background work ------------------------------------------------------------------------------
@@ -194,7 +196,7 @@ class _Outbox:
     An answer leaves only when the meter has stored it, or refused it for good (PERMANENT
     statuses: resending cannot help), or when QUEUE_LIMIT answers wait and it is the oldest.
     Unreachable, slow, 429 and 5xx: it stays and is tried again after a pause (1 s doubling to
-    MAX_BACKOFF_SECONDS, ended early by ``wake``). 401/403: it stays until the API key changes
+    MAX_BACKOFF_SECONDS, ended early by ``wake``, and never before the meter's Retry-After). 401/403: it stays until the API key changes
     (or every REFUSED_RETRY_SECONDS, in case the meter's key was changed back).
     """
 
@@ -206,7 +208,8 @@ class _Outbox:
         self._threads = 0
         self._idle = 0
         self._in_flight = 0
-        self._paused_until = 0.0
+        self._paused_until = 0.0  # our own pause: backoff, or a refused key
+        self._asked_until = 0.0  # the meter's Retry-After; a successful inlet does not end it
         self._backoff = 0.0
         self._refused: Optional[tuple] = None  # (status, fingerprint of the refused key)
         self.dropped = 0
@@ -262,7 +265,7 @@ class _Outbox:
     def paused(self) -> bool:
         """True while sending waits out a pause (meter unreachable, or the key refused)."""
         with self._cond:
-            return time.monotonic() < self._paused_until
+            return time.monotonic() < max(self._paused_until, self._asked_until)
 
     def pending(self) -> int:
         """Answers not yet stored by the meter (waiting or being sent)."""
@@ -283,12 +286,13 @@ class _Outbox:
             now = time.monotonic()
             if self._refused is not None and _fingerprint(self._current_key()) != self._refused[1]:
                 self._paused_until = 0.0  # the admin changed the key: try it at once
-            if self._jobs and now >= self._paused_until:
+            until = max(self._paused_until, self._asked_until)
+            if self._jobs and now >= until:
                 return self._jobs.popleft()
             if not self._jobs and now - idle_since >= IDLE_SECONDS:
                 return None
             # while paused, look again every second: a changed key is only seen by looking
-            wait = min(1.0, self._paused_until - now) if self._jobs else IDLE_SECONDS
+            wait = min(1.0, until - now) if self._jobs else IDLE_SECONDS
             self._idle += 1
             self._cond.wait(max(0.01, wait))
             self._idle -= 1
@@ -332,8 +336,20 @@ class _Outbox:
             else:
                 self._backoff = min(MAX_BACKOFF_SECONDS, max(1.0, self._backoff * 2))
                 self._paused_until = max(self._paused_until, now + self._backoff)
-                log.warning("owui-meter: %s; %d answers wait, next try in %.0f s", error, len(self._jobs) + self._in_flight, self._backoff)
+                asked = min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
+                self._asked_until = max(self._asked_until, now + asked)
+                wait = max(self._backoff, asked)
+                log.warning("owui-meter: %s; %d answers wait, next try in %.0f s", error, len(self._jobs) + self._in_flight, wait)
             return False
+
+
+def _retry_after(headers) -> float:
+    """Retry-After in seconds (the meter sends a number), 0 when absent or unreadable."""
+    try:
+        value = float(headers.get("Retry-After") or 0)
+    except (TypeError, ValueError, AttributeError):
+        return 0.0
+    return value if 0 < value < float("inf") else 0.0
 
 
 def _fingerprint(secret: str) -> str:
@@ -443,7 +459,7 @@ class Filter:
                 detail = json.loads(exc.read().decode("utf-8")).get("error")
             except Exception:
                 detail = None
-            raise MeterError(f"meter answered {exc.code} on {path}: {detail or exc.reason}", exc.code) from None
+            raise MeterError(f"meter answered {exc.code} on {path}: {detail or exc.reason}", exc.code, _retry_after(exc.headers)) from None
         except Exception as exc:  # connection refused, timeout, bad JSON: all mean "not now"
             raise MeterError(f"meter unreachable on {path}: {type(exc).__name__}") from None
         if not isinstance(answer, dict):

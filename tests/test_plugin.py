@@ -668,6 +668,51 @@ def test_answers_the_meter_refuses_for_good_are_dropped_not_retried(live_meter, 
     assert any("refused an answer for good" in r.getMessage() and "400" in r.getMessage() for r in caplog.records)
 
 
+class _Busy(http.server.BaseHTTPRequestHandler):
+    """A stand-in meter whose first outlets get 503 with Retry-After (a full disk), then 202."""
+
+    refusals = 2
+    outlets = []  # arrival times
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path == "/api/v1/inlet":
+            status, headers, answer = 200, {}, {"allow": True, "message": None}
+        else:
+            _Busy.outlets.append(time.monotonic())
+            busy = len(_Busy.outlets) <= _Busy.refusals
+            status, headers = (503, {"Retry-After": "2"}) if busy else (202, {})
+            answer = {"error": "disk full"} if busy else {"notice": "ok"}
+        data = json.dumps(answer).encode()
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_meters_retry_after_is_honoured_even_when_an_inlet_succeeds():
+    _Busy.outlets = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        plugin = make_filter(f"http://127.0.0.1:{server.server_port}", timeout_seconds=0.5)
+        body, user, metadata = synthetic_answers(1)[0]
+        asyncio.run(plugin.outlet(body, __user__=user, __metadata__=metadata))
+        assert wait_until(lambda: len(_Busy.outlets) == 1)
+        inlet = load_fixture("ui.inlet.json")
+        asyncio.run(plugin.inlet(copy.deepcopy(inlet["body"]), __user__=inlet["__user__"], __metadata__={}))
+        assert wait_until(lambda: plugin._outbox.pending() == 0, timeout=10)
+        gaps = [b - a for a, b in zip(_Busy.outlets, _Busy.outlets[1:])]
+        assert len(_Busy.outlets) == 3 and all(gap >= 1.9 for gap in gaps)  # not before Retry-After
+    finally:
+        server.shutdown()
+
+
 def test_the_queue_is_bounded_and_logs_what_it_drops(caplog):
     module = load_plugin()
     plugin = make_filter(f"http://127.0.0.1:{free_port()}")  # nothing listens
