@@ -28,11 +28,9 @@ ADA = {"id": "91742e30-b09f-44e6-83e0-f91d730df38c", "email": "ada@example.com",
 BOB = {"id": "22d1d051-00a9-4e78-a612-8ae9d4005987", "email": "bob@example.com", "name": "Bob User", "role": "user"}
 
 
-FIXTURES = REPO / "tests" / "fixtures" / "owui-0.12.4"  # copied from shared/fixtures
-
-
 def fixture_dir(version: str = "0.12.4") -> Path:
-    """The payloads a real Open WebUI (0.12.4, or 0.6.43) handed to a filter's hooks."""
+    """The payloads a real Open WebUI (0.12.4, or 0.6.43) handed to a filter's hooks, copied from
+    shared/fixtures."""
     return REPO / "tests" / "fixtures" / f"owui-{version}"
 
 
