@@ -431,7 +431,7 @@ class Filter:
         self._outbox = _Outbox(self._send_answer, lambda: str(self.valves.api_key or ""))
         self._checks = _Checks(self._ask_inlet)
         self._links = _Expiring(LINK_TTL_SECONDS, LINK_LIMIT)  # message id -> stream's gen ids (0.6 web chats)
-        self._reported = _Expiring(LINK_TTL_SECONDS, LINK_LIMIT)  # message id -> key it was last reported with
+        self._reported = _Expiring(LINK_TTL_SECONDS, LINK_LIMIT)  # message id -> {generation set: key}
 
     # --- HTTP ---------------------------------------------------------------------------------
 
@@ -468,7 +468,17 @@ class Filter:
 
     def _send_answer(self, payload: dict) -> dict:
         """Runs in a sender thread."""
-        return self._post("/api/v1/outlet", payload, max(SEND_TIMEOUT_SECONDS, self._timeout()))
+        timeout = max(SEND_TIMEOUT_SECONDS, self._timeout())
+        answer = self._post("/api/v1/outlet", payload, timeout)
+        other = _continuation_key(payload, answer)
+        if other is not None:
+            payload["key"] = other  # kept on the queued payload: a retry sends the same key
+            message_id = payload.get("message_id")
+            if isinstance(message_id, str):
+                reported = self._reported.get(message_id) or {}
+                self._reported.put(message_id, {**reported, _digest(payload["generation_ids"]): other})
+            answer = self._post("/api/v1/outlet", payload, timeout)
+        return answer
 
     def _ask_inlet(self, payload: dict, timeout: float) -> Optional[dict]:
         """Runs in a checker thread: the meter's decision, or None when there is none."""
@@ -596,7 +606,7 @@ class Filter:
         chat_id = metadata.get("chat_id") or None
         message_id = metadata.get("message_id") or None
         return {
-            "key": _answer_key(message_id, state["ids"]) or str(uuid.uuid4()),
+            "key": _answer_key(None, state["ids"]) or str(uuid.uuid4()),
             "user": user_info,
             "model": model_info.get("id") if isinstance(model_info.get("id"), str) else (state["model"] or "unknown"),
             "base_model": _base_model(model_info),
@@ -655,22 +665,28 @@ class Filter:
         if message is not None:
             usage = message.get("usage") or (message.get("info") or {}).get("usage")
         usage = usage if isinstance(usage, dict) else None
-        earlier_key = self._reported.get(message_id) if message_id else None
-        if not ids and earlier_key:
+        reported = (self._reported.get(message_id) if message_id else None) or {}
+        if not ids and reported:
             # the same answer's outlet again (0.6's /api/chat/completed, 0.12's legacy call) with no
             # new generation: nothing new to bill. Without usage it is not worth a call; with usage,
             # the earlier key lets the meter answer "duplicate" (or refuse a different figure).
             if usage is None:
                 return None
-            key = earlier_key
+            key = list(reported.values())[-1]
+        elif message_id and ids:
+            # a message's first generation set keeps the message id as its key (what OWUI-Metering
+            # and its import use); a later one ("Continue") gets its own key
+            digest = _digest(ids)
+            key = reported.get(digest) or (f"{message_id[:200]}:{digest}" if reported else message_id)
+            self._reported.put(message_id, {**reported, digest: key})
         else:
             if usage is None and not ids and (message is None or not message.get("content")):
                 return None  # the upstream call failed: nothing was generated
             key = _answer_key(message_id, ids) or body.get("id") or metadata.get(KEY_KEY)
             if not isinstance(key, str) or not key:
                 key = metadata[KEY_KEY] = str(uuid.uuid4())
-        if message_id:
-            self._reported.put(message_id, key)
+            if message_id:
+                self._reported.put(message_id, {None: key})
         model_info = metadata.get("model") if isinstance(metadata.get("model"), dict) else {}
         timestamp = message.get("timestamp") if message is not None else None
         return {
@@ -689,8 +705,12 @@ class Filter:
         }
 
 
+def _digest(gen_ids: list) -> str:
+    return hashlib.sha256("\n".join(sorted(set(gen_ids))).encode("utf-8")).hexdigest()[:24]
+
+
 def _answer_key(message_id: Optional[str], gen_ids: list) -> Optional[str]:
-    """The idempotency key of one answer: one per generation set.
+    """The idempotency key of an answer that is not a web chat's first generation set.
 
     A retry of the same report sends the same key (the meter deduplicates it); "Continue", a
     second completion streamed into the same message, has other generation ids and so its own
@@ -699,8 +719,21 @@ def _answer_key(message_id: Optional[str], gen_ids: list) -> Optional[str]:
     """
     if not gen_ids:
         return message_id
-    digest = hashlib.sha256("\n".join(sorted(set(gen_ids))).encode("utf-8")).hexdigest()[:24]
-    return f"{(message_id or 'gen')[:200]}:{digest}"
+    return f"{(message_id or 'gen')[:200]}:{_digest(gen_ids)}"
+
+
+def _continuation_key(payload: dict, answer: dict) -> Optional[str]:
+    """The key to report this answer under when the meter holds another generation set of the
+    same message under its key (a "Continue" the plugin could not tell from a first answer:
+    Open WebUI restarted, or the first one is older than LINK_TTL_SECONDS); else None."""
+    ids = payload.get("generation_ids") or []
+    held = answer.get("generation_ids") if answer.get("duplicate") is True else None
+    key = payload.get("key")
+    if not ids or not isinstance(held, list) or not held or not isinstance(key, str) or ":" in key:
+        return None
+    if not set(ids).isdisjoint(held):
+        return None  # the same generations: a true duplicate
+    return f"{key[:200]}:{_digest(ids)}"
 
 
 def _user(user: Optional[dict]) -> dict:

@@ -287,9 +287,11 @@ def test_each_answer_is_metered_once_for_its_user_with_its_usage_and_confirmed_c
     assert event["source"] == ("api" if case.startswith(("api", "user2-api")) else "ui")
     assert event["generation_ids"] == ids
     if outlet is None:  # 0.6 API call, reported from the stream hook
-        assert version == "0.6.43" and ids
-    elif event["source"] == "ui":
-        assert event["message_id"] == outlet["body"]["id"]
+        assert version == "0.6.43" and ids and event["key"].startswith("gen:")
+    elif event["source"] == "ui":  # a message's first generation set: the message id is the key
+        assert event["key"] == event["message_id"] == outlet["body"]["id"]
+    else:  # API calls have no stable message id: the key is the generations' (or the outlet's fresh id)
+        assert event["key"].startswith("gen:") if ids else event["key"] == outlet["body"]["id"]
 
     live_meter.meter.resolver.run_once()
     [event] = live_meter.get_json("/api/v1/events")["events"]
@@ -401,12 +403,16 @@ def continuation(version, gen_id, usage):
     return inlet, events, chunks[0]["__metadata__"], body, outlet
 
 
+@pytest.mark.parametrize("restarted", [False, True], ids=["same-process", "open-webui-restarted"])
 @pytest.mark.parametrize("version", VERSIONS)
-def test_continue_is_billed_once_each_and_retries_still_deduplicate(live_meter, fake, version):
+def test_continue_is_billed_once_each_and_retries_still_deduplicate(live_meter, fake, version, restarted):
     seed(fake, version)
     fake.add_generation("gen-continue0001", 0.00002)
     plugin = make_filter(live_meter.url)
     replay(plugin, "ui", version)
+    if restarted:  # the plugin no longer remembers the first answer: the meter tells it
+        assert wait_until(lambda: plugin._outbox.pending() == 0)
+        plugin = make_filter(live_meter.url)
     usage = {"prompt_tokens": 40, "completion_tokens": 25, "cost": 0.000019}
     inlet, events, stream_meta, body, outlet = continuation(version, "gen-continue0001", usage)
     shared = version == "0.12.4"  # 0.12: one dict per request; 0.6: stream and outlet get their own
@@ -430,13 +436,37 @@ def test_continue_is_billed_once_each_and_retries_still_deduplicate(live_meter, 
     rows = sorted(live_meter.get_json("/api/v1/events")["events"], key=lambda e: e["id"])
     assert len(rows) == 2
     first, second = rows
-    assert first["key"] != second["key"] and first["message_id"] == second["message_id"] == body["id"]
+    assert (first["key"], first["message_id"], second["message_id"]) == (body["id"], body["id"], body["id"])
+    assert second["key"].startswith(body["id"] + ":")
     assert first["generation_ids"] == stream_ids("ui", version)
     assert second["generation_ids"] == ["gen-continue0001"]
     assert (second["prompt_tokens"], second["completion_tokens"]) == (40, 25)
     assert [r["cost_source"] for r in rows] == ["generation", "generation"]
     assert second["cost_nano"] == 20_000
     assert first["cost_nano"] == round(generations(version)[stream_ids("ui", version)[0]]["cost"] * 1e9)
+
+
+@pytest.mark.parametrize("plugin_first", [True, False], ids=["plugin-first", "old-filter-first"])
+def test_06_answer_reported_by_owui_metering_and_the_plugin_counts_once(live_meter, plugin_first):
+    """While both filters run on 0.6 (README: moving from OWUI-Metering), the activity id and the
+    plugin's key are the same message id."""
+    outlet = load_fixture("ui.outlet.json", "0.6.43")
+    usage = answer_usage(outlet)
+    record = {"user": {"id": outlet["__user__"]["id"]}, "activity": {"id": outlet["body"]["id"], "model": outlet["body"]["model"],
+              "cost": usage["cost"], "prompt_token": usage["prompt_tokens"], "completion_token": usage["completion_tokens"]}}
+
+    def old_filter():
+        assert requests.post(live_meter.url + "/api/v1/metering/record", json=record, headers={"Authorization": API_KEY}, timeout=5).status_code == 200
+
+    plugin = make_filter(live_meter.url)
+    if not plugin_first:
+        old_filter()
+    replay(plugin, "ui", "0.6.43")
+    assert wait_until(lambda: plugin._outbox.pending() == 0)
+    if plugin_first:
+        old_filter()
+    [event] = all_events(live_meter.meter)
+    assert (event["key"], event["prompt_tokens"], event["completion_tokens"]) == (outlet["body"]["id"], usage["prompt_tokens"], usage["completion_tokens"])
 
 
 def test_the_key_is_per_generation_set_and_order_free():

@@ -45,6 +45,18 @@ def test_same_key_twice_is_one_event(client, meter, plugin_headers):
     assert daily == [{"answers": 1, "cost_nano": 10_000}]
 
 
+def test_a_duplicate_names_the_stored_answers_generations_to_its_own_user_only(client, meter, plugin_headers):
+    first = client.post("/api/v1/outlet", json=outlet_body(key="msg-9", generation_ids=["gen-first1", "gen-first2"]), headers=plugin_headers)
+    assert first.status_code == 202 and "generation_ids" not in first.get_json()  # nothing to compare with
+    # the same key with other generations ("Continue" into the same message, reported by a plugin
+    # that no longer knew the first one): the plugin needs the stored ids to tell it from a retry
+    again = client.post("/api/v1/outlet", json=outlet_body(key="msg-9", generation_ids=["gen-second"]), headers=plugin_headers).get_json()
+    assert (again["duplicate"], again["generation_ids"]) == (True, ["gen-first1", "gen-first2"])
+    other_user = client.post("/api/v1/outlet", json=outlet_body(key="msg-9", user=BOB, generation_ids=["gen-second"]), headers=plugin_headers)
+    assert "generation_ids" not in (other_user.get_json() or {})  # nothing about anyone else
+    assert len(events_of(meter)) == 1
+
+
 def test_usage_less_duplicate_never_overwrites(client, meter, plugin_headers):
     """Open WebUI's legacy /api/chat/completed runs outlet again with no usage."""
     client.post("/api/v1/outlet", json=outlet_body(key="m"), headers=plugin_headers)

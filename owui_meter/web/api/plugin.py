@@ -36,18 +36,20 @@ def outlet():
     recorded = m.ledger.record(event)
     row = recorded.row
     lang = body.get("language") if isinstance(body.get("language"), str) else "en"
-    return (
-        jsonify(
-            {
-                "event_id": recorded.event_id,
-                "duplicate": recorded.duplicate,
-                "cost_usd": nano_to_usd(row["cost_nano"]) if row["cost_source"] != "pending" else None,
-                "cost_source": row["cost_source"],
-                "notice": m.outlet_notice(row, lang),
-            }
-        ),
-        202,
-    )
+    answer = {
+        "event_id": recorded.event_id,
+        "duplicate": recorded.duplicate,
+        "cost_usd": nano_to_usd(row["cost_nano"]) if row["cost_source"] != "pending" else None,
+        "cost_source": row["cost_source"],
+        "notice": m.outlet_notice(row, lang),
+    }
+    if recorded.duplicate and row["user_id"] == event.user.id:
+        # which generations the stored answer has: the plugin tells a retry (same ids) from a
+        # "Continue" into the same message (other ids), which it then reports under its own key
+        answer["generation_ids"] = [
+            r["id"] for r in m.db.query("SELECT id FROM generations WHERE event_id = ? ORDER BY rowid", (row["id"],))
+        ]
+    return jsonify(answer), 202
 
 
 @bp.post("/metering/record")
