@@ -83,10 +83,11 @@ DOWN_MESSAGE = (
 class MeterError(Exception):
     """The meter could not be reached or answered with an error."""
 
-    def __init__(self, message: str, status: Optional[int] = None, retry_after: float = 0.0):
+    def __init__(self, message: str, status: Optional[int] = None, retry_after: float = 0.0, answer: Optional[dict] = None):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after  # seconds the meter asked to wait (429, 503 on a full disk)
+        self.answer = answer  # the meter's JSON error body
 
 
 # --- background work ------------------------------------------------------------------------------
@@ -456,10 +457,12 @@ class Filter:
                 answer = json.loads(response.read().decode("utf-8") or "{}")
         except urllib.error.HTTPError as exc:
             try:
-                detail = json.loads(exc.read().decode("utf-8")).get("error")
+                error = json.loads(exc.read().decode("utf-8"))
+                error = error if isinstance(error, dict) else None
             except Exception:
-                detail = None
-            raise MeterError(f"meter answered {exc.code} on {path}: {detail or exc.reason}", exc.code, _retry_after(exc.headers)) from None
+                error = None
+            detail = error.get("error") if error else None
+            raise MeterError(f"meter answered {exc.code} on {path}: {detail or exc.reason}", exc.code, _retry_after(exc.headers), error) from None
         except Exception as exc:  # connection refused, timeout, bad JSON: all mean "not now"
             raise MeterError(f"meter unreachable on {path}: {type(exc).__name__}") from None
         if not isinstance(answer, dict):
@@ -469,7 +472,14 @@ class Filter:
     def _send_answer(self, payload: dict) -> dict:
         """Runs in a sender thread."""
         timeout = max(SEND_TIMEOUT_SECONDS, self._timeout())
-        answer = self._post("/api/v1/outlet", payload, timeout)
+        try:
+            answer = self._post("/api/v1/outlet", payload, timeout)
+        except MeterError as exc:
+            # 409: the key holds a different answer. If it names that answer's generations and
+            # they are not ours, ours is a continuation: report it under its own key.
+            if exc.status != 409 or _continuation_key(payload, dict(exc.answer or {}, duplicate=True)) is None:
+                raise
+            answer = dict(exc.answer or {}, duplicate=True)
         other = _continuation_key(payload, answer)
         if other is not None:
             payload["key"] = other  # kept on the queued payload: a retry sends the same key

@@ -469,6 +469,52 @@ def test_06_answer_reported_by_owui_metering_and_the_plugin_counts_once(live_met
     assert (event["key"], event["prompt_tokens"], event["completion_tokens"]) == (outlet["body"]["id"], usage["prompt_tokens"], usage["completion_tokens"])
 
 
+class _Conflict(http.server.BaseHTTPRequestHandler):
+    """A stand-in meter that answers a reused key with 409 naming the stored answer's generations
+    (as a meter refusing "same key, other usage" can), and records what it stored."""
+
+    stored = {}
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        held = _Conflict.stored.get(body["key"])
+        if held is not None and held["usage"] != body["usage"]:
+            status, answer = 409, {"error": "key holds another answer", "generation_ids": held["generation_ids"]}
+        else:
+            _Conflict.stored.setdefault(body["key"], body)
+            status, answer = 202, {"duplicate": held is not None, "notice": "ok"}
+        data = json.dumps(answer).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_409_naming_other_generations_sends_the_continuation_under_its_own_key():
+    _Conflict.stored = {"msg-1": {"usage": {"prompt_tokens": 1}, "generation_ids": ["gen-first"]}}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Conflict)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        plugin = make_filter(f"http://127.0.0.1:{server.server_port}")
+        body = {"id": "msg-1", "chat_id": "c", "model": "m", "messages": [{"id": "msg-1", "role": "assistant", "content": "more", "usage": {"prompt_tokens": 2}}]}
+        metadata = {"chat_id": "c", "message_id": "msg-1", "_owui_meter_generation_ids": ["gen-second"]}
+        asyncio.run(plugin.outlet(copy.deepcopy(body), __user__=ADA, __metadata__=metadata))
+        assert wait_until(lambda: plugin._outbox.pending() == 0)
+        continuation = [k for k in _Conflict.stored if k.startswith("msg-1:")]
+        assert len(continuation) == 1 and _Conflict.stored[continuation[0]]["generation_ids"] == ["gen-second"]
+        # a 409 about the same generations (another figure for the same answer) is not re-keyed
+        metadata = {"chat_id": "c", "message_id": "msg-1", "_owui_meter_generation_ids": ["gen-first"]}
+        fresh = make_filter(f"http://127.0.0.1:{server.server_port}")
+        asyncio.run(fresh.outlet(copy.deepcopy(body), __user__=ADA, __metadata__=metadata))
+        assert wait_until(lambda: fresh._outbox.pending() == 0)
+        assert len(_Conflict.stored) == 2
+    finally:
+        server.shutdown()
+
+
 def test_the_key_is_per_generation_set_and_order_free():
     key = load_plugin()._answer_key
     assert key("m1", ["gen-b", "gen-a"]) == key("m1", ["gen-a", "gen-b", "gen-a"])
