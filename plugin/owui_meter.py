@@ -27,7 +27,6 @@ licence: MIT
 # permanent refusal (400, 409, 413, 422) or a full queue (QUEUE_LIMIT) drops one, and says so.
 
 import asyncio
-import codecs
 import collections
 import hashlib
 import json
@@ -566,20 +565,20 @@ class Filter:
         """
         state = metadata.get(SSE_KEY)
         if not isinstance(state, dict):
-            state = metadata[SSE_KEY] = {
-                "decoder": codecs.getincrementaldecoder("utf-8")(errors="replace"),
-                "partial": "", "ids": [], "usage": None, "model": None, "reported": False,
-            }
+            # only JSON-safe values: Open WebUI may serialise __metadata__
+            state = metadata[SSE_KEY] = {"partial": "", "ids": [], "usage": None, "model": None, "reported": False}
         if state["reported"]:
             return
-        text = state["decoder"].decode(bytes(event)) if not isinstance(event, str) else event
+        # bytes as latin-1 (one character per byte, so a chunk may end mid-character); each
+        # complete line is decoded as UTF-8 below
+        text = event.decode("latin-1") if not isinstance(event, str) else event.encode("utf-8").decode("latin-1")
         lines = (state["partial"] + text).split("\n")
         state["partial"] = lines.pop()
         if len(state["partial"]) > MAX_SSE_LINE:
             state["partial"] = ""
         finished = False
-        for line in lines:
-            line = line.rstrip("\r")
+        for raw in lines:
+            line = raw.encode("latin-1").decode("utf-8", errors="replace").rstrip("\r")
             if not line.startswith("data:"):
                 continue  # comments (": OPENROUTER PROCESSING"), blank lines, event: fields
             data = line[5:].strip()

@@ -548,6 +548,7 @@ def test_raw_stream_split_anywhere_is_reported_once_from_the_stream_hook(live_me
         assert b"".join(pieces) == data
         for piece in pieces:
             assert plugin.stream(piece, __user__={"id": ADA["id"]}, __metadata__=metadata) is piece
+        json.dumps(metadata)  # what the plugin keeps there stays JSON-safe: Open WebUI may serialise it
     assert wait_until(lambda: plugin._outbox.pending() == 0)
     [event] = live_meter.get_json("/api/v1/events")["events"]  # three replays of one generation: one answer
     assert (event["user_id"], event["model"], event["source"]) == (ADA["id"], "openai/gpt-4o-mini", "api")
