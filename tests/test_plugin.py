@@ -15,7 +15,7 @@ import pytest
 import requests
 from waitress.server import create_server
 
-from conftest import ADA, API_KEY, JWT_SECRET, REPO, LiveMeter, free_port, load_fixture, make_settings
+from conftest import ADA, API_KEY, JWT_SECRET, REPO, free_port, load_fixture, make_settings
 from fake_openrouter import FakeOpenRouter
 from owui_meter import create_app
 from owui_meter.auth import create_token
