@@ -10,13 +10,16 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from decimal import Decimal, InvalidOperation
 
 from . import clock
 from .errors import BadInput
 from .ledger import UNATTRIBUTED, NewEvent, UserInfo, is_unattributed
-from .money import usd_to_nano
+from .money import NANO, usd_to_nano
 
 MAX_ID = 256
+MAX_TOKENS = 100_000_000  # per count per answer: far above any model's window, far below an overflow
+DEFAULT_MAX_COST_NANO = 1000 * 10**9  # METER_MAX_ANSWER_USD's default
 MAX_GENERATION_IDS = 200
 GENERATION_ID = re.compile(r"^gen-[A-Za-z0-9_.:-]{1,200}$")
 # client clocks are trusted within these bounds; outside them the meter's receive time is used
@@ -83,20 +86,47 @@ def parse_inlet(body) -> dict:
     }
 
 
-def _count(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+def _tokens(label: str, value) -> int:
+    """A token count: 0 when it is not a number at all (usage shapes vary), refused when it is a
+    number no answer can have (negative, not finite, more than MAX_TOKENS)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 0
-    return max(0, int(value))
+    if value != value or value in (float("inf"), float("-inf")):
+        raise BadInput(f"{label} must be a finite number")
+    if value < 0:
+        raise BadInput(f"{label} must not be negative")
+    if value > MAX_TOKENS:
+        raise BadInput(f"{label} must be at most {MAX_TOKENS:,} tokens")
+    return int(value)
 
 
-def _first(*values) -> int:
-    for value in values:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and value > 0:
-            return int(value)
-    return 0
+def _first(*named) -> int:
+    """The first positive count of (label, value) pairs; every one given must be plausible."""
+    counts = [_tokens(label, value) for label, value in named]
+    return next((count for count in counts if count > 0), 0)
 
 
-def parse_usage(usage) -> dict:
+def _cost_nano(label: str, value, max_cost_nano: int) -> int | None:
+    """An answer's cost in nano-USD; None when none was given or it is no amount at all (text).
+    A number that no answer can cost (negative, not finite, above the limit) is refused."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        amount = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+    except InvalidOperation:
+        return None
+    if not amount.is_finite():
+        if isinstance(value, str):
+            return None
+        raise BadInput(f"{label} must be a finite number")
+    if amount < 0:
+        raise BadInput(f"{label} must not be negative")
+    if amount > Decimal(max_cost_nano) / NANO:  # compared in dollars: 1e999999 × 1e9 would overflow
+        raise BadInput(f"{label} must be at most ${max_cost_nano // NANO:,} for one answer (METER_MAX_ANSWER_USD)")
+    return usd_to_nano(amount)
+
+
+def parse_usage(usage, max_cost_nano: int = DEFAULT_MAX_COST_NANO) -> dict:
     """Tokens and cost from any usage shape Open WebUI has passed through.
 
     OpenAI/OpenRouter: prompt_tokens, completion_tokens, *_tokens_details, cost.
@@ -117,23 +147,23 @@ def parse_usage(usage) -> dict:
 
     prompt_details = details("prompt_tokens_details", "input_tokens_details")
     completion_details = details("completion_tokens_details", "output_tokens_details")
-    cost = usage.get("cost")
+    cost, cost_label = usage.get("cost"), "usage.cost"
     if cost is None and isinstance(usage.get("cost_details"), dict):
-        cost = usage["cost_details"].get("total_cost")
-    cost_nano = None
-    if cost is not None and not isinstance(cost, bool):
-        try:
-            cost_nano = usd_to_nano(cost)
-        except ValueError:
-            cost_nano = None
-        if cost_nano is not None and cost_nano < 0:
-            cost_nano = None
+        cost, cost_label = usage["cost_details"].get("total_cost"), "usage.cost_details.total_cost"
+
+    def counts(*names):
+        return _first(*((f"usage.{name}", source.get(key)) for name, source, key in names))
+
     return {
-        "prompt_tokens": _first(usage.get("prompt_tokens"), usage.get("input_tokens"), usage.get("prompt_eval_count")),
-        "completion_tokens": _first(usage.get("completion_tokens"), usage.get("output_tokens"), usage.get("eval_count")),
-        "reasoning_tokens": _first(completion_details.get("reasoning_tokens"), usage.get("reasoning_tokens")),
-        "cached_tokens": _first(prompt_details.get("cached_tokens"), usage.get("cache_read_input_tokens"), usage.get("cached_tokens")),
-        "cost_nano": cost_nano,
+        "prompt_tokens": counts(("prompt_tokens", usage, "prompt_tokens"), ("input_tokens", usage, "input_tokens"),
+                                ("prompt_eval_count", usage, "prompt_eval_count")),
+        "completion_tokens": counts(("completion_tokens", usage, "completion_tokens"), ("output_tokens", usage, "output_tokens"),
+                                    ("eval_count", usage, "eval_count")),
+        "reasoning_tokens": counts(("completion_tokens_details.reasoning_tokens", completion_details, "reasoning_tokens"),
+                                   ("reasoning_tokens", usage, "reasoning_tokens")),
+        "cached_tokens": counts(("prompt_tokens_details.cached_tokens", prompt_details, "cached_tokens"),
+                                ("cache_read_input_tokens", usage, "cache_read_input_tokens"), ("cached_tokens", usage, "cached_tokens")),
+        "cost_nano": _cost_nano(cost_label, cost, max_cost_nano),
     }
 
 
@@ -177,12 +207,12 @@ def _generation_ids(body) -> list[str]:
     return seen
 
 
-def parse_outlet(body) -> NewEvent:
+def parse_outlet(body, max_cost_nano: int = DEFAULT_MAX_COST_NANO) -> NewEvent:
     body = _require_object(body)
     received = clock.now_ms()
     chat_id = _text(body, "chat_id")
     message_id = _text(body, "message_id")
-    usage = parse_usage(body.get("usage"))
+    usage = parse_usage(body.get("usage"), max_cost_nano)
     return NewEvent(
         key=_text(body, "key", required=True),
         user=parse_user(body),
@@ -202,29 +232,25 @@ def parse_outlet(body) -> NewEvent:
     )
 
 
-def parse_metering_record(body) -> NewEvent:
+def parse_metering_record(body, max_cost_nano: int = DEFAULT_MAX_COST_NANO) -> NewEvent:
     """owui-metering's filter payload: ``{"user": {...}, "activity": {...}}``."""
     body = _require_object(body)
     user = parse_user(body)
     activity = _require_object(body.get("activity"), "activity")
     received = clock.now_ms()
     key = _text(activity, "id", where="activity.") or f"owui-metering-{uuid.uuid4()}"
-    cost = activity.get("cost")
-    cost_nano = None
-    if cost is not None:
-        try:
-            cost_nano = usd_to_nano(cost)
-        except ValueError:
-            raise BadInput("activity.cost must be a number") from None
+    cost_nano = _cost_nano("activity.cost", activity.get("cost"), max_cost_nano)
+    if cost_nano is None and activity.get("cost") is not None:
+        raise BadInput("activity.cost must be a number")
     return NewEvent(
         key=key,
         user=user,
         model=_text(activity, "model", required=True, where="activity.", max_len=512),
         source="ui",
         ts=_timestamp_ms(activity.get("timestamp"), received),
-        prompt_tokens=_count(activity.get("prompt_token")),
-        completion_tokens=_count(activity.get("completion_token")),
-        reasoning_tokens=_count(activity.get("reasoning_token")),
-        cached_tokens=_count(activity.get("cached_tokens")),
+        prompt_tokens=_tokens("activity.prompt_token", activity.get("prompt_token")),
+        completion_tokens=_tokens("activity.completion_token", activity.get("completion_token")),
+        reasoning_tokens=_tokens("activity.reasoning_token", activity.get("reasoning_token")),
+        cached_tokens=_tokens("activity.cached_tokens", activity.get("cached_tokens")),
         inline_cost_nano=cost_nano,
     )

@@ -21,7 +21,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import clock
+from . import audit, clock
 from .db import Database
 
 
@@ -75,6 +75,24 @@ class Recorded:
     event_id: int
     duplicate: bool
     row: dict
+    conflict: str | None = None  # the key names another answer: why it is not the same one
+
+
+def conflict_with(stored: dict, event: "NewEvent") -> str | None:
+    """Why a report under a stored answer's key is not that answer (None: it is the same one).
+
+    A retry repeats user, model and usage. Open WebUI's legacy /api/chat/completed repeats the
+    answer without usage: still the same answer. Anything else under the key is someone else's."""
+    if stored["user_id"] != event.user.id:
+        return "another user"
+    if stored["model"] != event.model:
+        return "another model"
+    has_usage = event.inline_cost_nano is not None or any(
+        (event.prompt_tokens, event.completion_tokens, event.reasoning_tokens, event.cached_tokens))
+    if has_usage and ((stored["prompt_tokens"], stored["completion_tokens"], stored["inline_cost_nano"])
+                      != (event.prompt_tokens, event.completion_tokens, event.inline_cost_nano)):
+        return "other usage"
+    return None
 
 
 # (conn, event row after the change, cost delta in nano-USD, new) -> None; runs inside the
@@ -185,7 +203,10 @@ class Ledger:
     def _record(self, conn, event: NewEvent, now: int) -> Recorded:
         existing = conn.execute("SELECT * FROM events WHERE key = ?", (event.key,)).fetchall()
         if existing:
-            return Recorded(existing[0]["id"], True, existing[0])
+            conflict = conflict_with(existing[0], event)
+            if conflict:
+                audit.record(conn, "plugin", "answer.conflict", {"event_id": existing[0]["id"], "reason": conflict})
+            return Recorded(existing[0]["id"], True, existing[0], conflict)
         self._upsert_user(conn, event.user, now)
         if event.inline_cost_nano is not None:
             cost, source = event.inline_cost_nano, "inline"

@@ -46,6 +46,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("API_KEY", "str", None, "Bearer key the Open WebUI plugin sends. Generated and kept in the data directory when unset.", "core", secret=True),
     _s("JWT_SECRET", "str", None, "Secret that signs admin API tokens (at least 32 characters). Generated when unset.", "core", secret=True),
     _s("PASSWORD_HASH", "str", None, "argon2id hash of the 'admin' dashboard password (owui-meter hash-password). When unset, a password is generated on first run and printed once.", "core", secret=True),
+    _s("METER_MAX_ANSWER_USD", "usd", "1000", "Most one answer may cost; a report above it is refused as absurd (400), never stored.", "core"),
     _s("METER_MAX_BODY_BYTES", "int", 1048576, "Largest accepted request body in bytes; larger bodies get 413.", "core", minimum=1024),
     _s("METER_TIMEZONE", "timezone", "UTC", "IANA time zone for days, weeks and months in charts, budgets and statements.", "core"),
     _s("METER_LOG_LEVEL", "choice", "INFO", "Log level.", "core", choices=("DEBUG", "INFO", "WARNING", "ERROR")),

@@ -2,7 +2,8 @@
 
 import pytest
 
-from conftest import ADA, API_KEY, BOB, outlet_body
+from conftest import ADA, API_KEY, BOB, make_settings, outlet_body
+from owui_meter import create_app
 
 
 def events_of(meter):
@@ -35,14 +36,73 @@ def test_outlet_records_one_event_with_inline_cost(client, meter, plugin_headers
 
 def test_same_key_twice_is_one_event(client, meter, plugin_headers):
     first = client.post("/api/v1/outlet", json=outlet_body(key="k"), headers=plugin_headers).get_json()
-    # a retry of the same answer, even with other figures, does not count again nor overwrite
-    second = client.post("/api/v1/outlet", json=outlet_body(key="k", cost=5.0, prompt=999), headers=plugin_headers).get_json()
+    # a retry of the same answer does not count again
+    second = client.post("/api/v1/outlet", json=outlet_body(key="k"), headers=plugin_headers).get_json()
     assert second["duplicate"] is True
-    assert second["event_id"] == first["event_id"]
+    assert second["event_id"] == first["event_id"] and second["notice"] == first["notice"]
     [row] = events_of(meter)
     assert row["prompt_tokens"] == 10 and row["cost_nano"] == 10_000
     daily = meter.db.query("SELECT answers, cost_nano FROM usage_daily")
     assert daily == [{"answers": 1, "cost_nano": 10_000}]
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"user": BOB}, "another user"),
+    ({"model": "anthropic/claude-3.5-haiku"}, "another model"),
+    ({"cost": 5.0, "prompt": 999}, "other usage"),
+])
+def test_a_key_reused_for_another_answer_is_a_conflict_that_tells_nothing(client, meter, plugin_headers, change, reason):
+    client.post("/api/v1/outlet", json=outlet_body(key="k", generation_ids=["gen-ada1"]), headers=plugin_headers)
+    before = meter.db.query("SELECT * FROM usage_daily")
+    answer = client.post("/api/v1/outlet", json=outlet_body(key="k", **change), headers=plugin_headers)
+    assert answer.status_code == 409
+    body = answer.get_json()
+    assert body["error"] == f"this key belongs to another answer ({reason}); report each answer under its own key"
+    assert "notice" not in body and "cost_usd" not in body and "event_id" not in body
+    assert ("generation_ids" in body) == (reason != "another user")  # only the answer's own user learns its ids
+    assert meter.db.query("SELECT * FROM usage_daily") == before and len(events_of(meter)) == 1
+    audit = meter.db.query_one("SELECT action, detail FROM audit_log WHERE action = 'answer.conflict'")
+    assert reason in audit["detail"] and ADA["id"] not in audit["detail"] and BOB["id"] not in audit["detail"]
+
+
+@pytest.mark.parametrize("usage, field", [
+    ({"prompt_tokens": -4, "completion_tokens": 2}, "usage.prompt_tokens must not be negative"),
+    ({"prompt_tokens": 2**63 - 1}, "usage.prompt_tokens must be at most 100,000,000 tokens"),
+    ({"completion_tokens": 1e308}, "usage.completion_tokens must be at most 100,000,000 tokens"),
+    ({"input_tokens": 5, "prompt_tokens_details": {"cached_tokens": 5e18}}, "usage.prompt_tokens_details.cached_tokens must be at most"),
+    ({"prompt_tokens": 5, "cost": -1000}, "usage.cost must not be negative"),
+    ({"prompt_tokens": 5, "cost": 9_000_000_000}, "usage.cost must be at most $1,000 for one answer"),
+    ({"prompt_tokens": 5, "cost": "1e999999"}, "usage.cost must be at most $1,000 for one answer"),
+])
+def test_absurd_usage_is_refused_not_stored(client, meter, plugin_headers, usage, field):
+    answer = client.post("/api/v1/outlet", json=outlet_body(key="absurd", usage=usage), headers=plugin_headers)
+    assert answer.status_code == 400 and answer.get_json()["error"].startswith(field)
+    assert events_of(meter) == [] and meter.db.query("SELECT * FROM users") == []
+
+
+def test_the_answer_cost_limit_is_a_setting(data_dir, plugin_headers):
+    app = create_app(make_settings(data_dir, METER_MAX_ANSWER_USD="5"))
+    client = app.test_client()
+    assert client.post("/api/v1/outlet", json=outlet_body(key="a", cost=5), headers=plugin_headers).status_code == 202
+    refused = client.post("/api/v1/outlet", json=outlet_body(key="b", cost=5.01), headers=plugin_headers)
+    assert refused.status_code == 400 and refused.get_json()["error"].startswith("usage.cost must be at most $5 for one answer")
+    app.config["METER"].stop()
+
+
+@pytest.mark.parametrize("raw, error", [
+    (b'{"key": "n", "usage": {"cost": NaN}}', "body must be valid JSON"),
+    (b'{"key": "n", "timestamp": Infinity}', "body must be valid JSON"),
+    (b'{"key": "n", "timestamp": -Infinity}', "body must be valid JSON"),
+    (b'{"key": "\\ud800"}', "body holds text that is not valid Unicode (a lone surrogate)"),
+    (b'{"key": "n", "user": {"id": "a\\udfffb"}}', "body holds text that is not valid Unicode (a lone surrogate)"),
+    (b"[" * 1000 + b"]" * 1000, "body must not nest more than 32 levels deep"),
+    (b'{"key": "\xff\xfe"}', "body must be valid JSON"),
+])
+def test_json_that_is_not_strict_is_refused(client, meter, plugin_headers, raw, error):
+    for path in ("/api/v1/outlet", "/api/v1/inlet", "/api/v1/metering/record"):
+        answer = client.post(path, data=raw, headers={**plugin_headers, "Content-Type": "application/json"})
+        assert answer.status_code == 400 and answer.get_json()["error"] == error, path
+    assert events_of(meter) == []
 
 
 def test_a_duplicate_names_the_stored_answers_generations_to_its_own_user_only(client, meter, plugin_headers):
@@ -72,7 +132,7 @@ def test_usage_less_duplicate_never_overwrites(client, meter, plugin_headers):
         ({"input_tokens": 11, "output_tokens": 4, "output_tokens_details": {"reasoning_tokens": 1}}, (11, 4, 1, 0, None)),
         ({"prompt_eval_count": 20, "eval_count": 30}, (20, 30, 0, 0, None)),
         ({"input_tokens": 8, "output_tokens": 2, "cache_read_input_tokens": 6, "cost": "0.5"}, (8, 2, 0, 6, 500_000_000)),
-        ({"prompt_tokens": "many", "completion_tokens": -4, "cost": "free"}, (0, 0, 0, 0, None)),
+        ({"prompt_tokens": "many", "completion_tokens": "4", "cost": "free"}, (0, 0, 0, 0, None)),
     ],
 )
 def test_usage_shapes(client, meter, plugin_headers, usage, expected):

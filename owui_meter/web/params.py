@@ -5,12 +5,16 @@ Every parser raises BadInput naming the field, which becomes a 400 (JSON) or a r
 
 from __future__ import annotations
 
+import json
+import re
+
 from flask import current_app, request
 
 from .. import clock, periods
 from ..errors import BadInput
 from ..ledger import Filters, decode_cursor
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 SOURCES = ("ui", "api")
 COST_SOURCES = ("generation", "inline", "estimate", "pending", "unpriced")
 
@@ -20,12 +24,40 @@ def meter():
     return current_app.config["METER"]
 
 
+MAX_JSON_DEPTH = 32  # the plugin's deepest payload is 4 levels; 1,000 levels in 2 KB is an attack
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
 def json_body():
-    """The request body as parsed JSON; 400 when it is not JSON."""
-    body = request.get_json(force=True, silent=True)
-    if body is None:
-        raise BadInput("body must be valid JSON")
+    """The request body as parsed JSON. 400 when it is not strict JSON (NaN and Infinity are
+    not), nests deeper than MAX_JSON_DEPTH, or holds a string no UTF-8 can carry (a lone surrogate)."""
+    try:
+        body = json.loads(request.get_data(cache=True), parse_constant=_refuse_constant)
+    except ValueError:  # UnicodeDecodeError is a ValueError
+        raise BadInput("body must be valid JSON") from None
+    except RecursionError:
+        raise BadInput(f"body must not nest more than {MAX_JSON_DEPTH} levels deep") from None
+    _check_json(body)
     return body
+
+
+def _check_json(body) -> None:
+    """Walk the parsed body once, without recursion, for depth and unencodable text."""
+    pending = [(body, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise BadInput(f"body must not nest more than {MAX_JSON_DEPTH} levels deep")
+        if isinstance(value, dict):
+            pending.extend((key, depth) for key in value)
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and _SURROGATE.search(value):
+            raise BadInput("body holds text that is not valid Unicode (a lone surrogate)")
 
 
 def json_object():

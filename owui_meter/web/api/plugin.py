@@ -3,6 +3,8 @@ and owui-metering's record endpoint for teams moving over."""
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, jsonify, request
 
 from ... import ingest
@@ -13,6 +15,7 @@ from ..access import access, require_plugin_key
 from ..params import json_body, meter
 
 bp = Blueprint("plugin", __name__, url_prefix="/api/v1")
+log = logging.getLogger("owui_meter")
 
 
 @bp.post("/inlet")
@@ -31,10 +34,12 @@ def inlet():
 def outlet():
     """Record one answer (idempotent on ``key``) and return the line to show the user."""
     body = json_body()
-    event = ingest.parse_outlet(body)
+    event = ingest.parse_outlet(body, meter().settings.METER_MAX_ANSWER_USD)
     m = meter()
     recorded = m.ledger.record(event)
     row = recorded.row
+    if recorded.conflict:
+        return conflict_answer(m, event, recorded)
     lang = body.get("language") if isinstance(body.get("language"), str) else "en"
     answer = {
         "event_id": recorded.event_id,
@@ -43,13 +48,26 @@ def outlet():
         "cost_source": row["cost_source"],
         "notice": m.outlet_notice(row, lang),
     }
-    if recorded.duplicate and row["user_id"] == event.user.id:
-        # which generations the stored answer has: the plugin tells a retry (same ids) from a
-        # "Continue" into the same message (other ids), which it then reports under its own key
-        answer["generation_ids"] = [
-            r["id"] for r in m.db.query("SELECT id FROM generations WHERE event_id = ? ORDER BY rowid", (row["id"],))
-        ]
+    if recorded.duplicate:
+        answer["generation_ids"] = stored_generation_ids(m, row["id"])
     return jsonify(answer), 202
+
+
+def stored_generation_ids(m, event_id: int) -> list[str]:
+    """Which generations a stored answer has: the plugin tells a retry (the same ids) from a
+    "Continue" into the same message (other ids), which it then reports under its own key."""
+    return [r["id"] for r in m.db.query("SELECT id FROM generations WHERE event_id = ? ORDER BY rowid", (event_id,))]
+
+
+def conflict_answer(m, event, recorded):
+    """409 for a key that names another answer. Nothing about anyone else goes back: the stored
+    answer's generation ids only to its own user (so the plugin can re-send a continuation)."""
+    log.warning("outlet refused: key of answer %d reported again with %s", recorded.event_id, recorded.conflict)
+    answer = {"error": f"this key belongs to another answer ({recorded.conflict}); report each answer under its own key",
+              "status": 409}
+    if recorded.conflict != "another user":
+        answer["generation_ids"] = stored_generation_ids(m, recorded.event_id)
+    return jsonify(answer), 409
 
 
 @bp.post("/metering/record")
@@ -63,5 +81,5 @@ def metering_record():
     given = header[7:].strip() if header.lower().startswith("bearer ") else header
     if not key_matches(given, meter().settings.API_KEY):
         raise Unauthorized("missing or wrong API key")
-    meter().ledger.record(ingest.parse_metering_record(json_body()))
+    meter().ledger.record(ingest.parse_metering_record(json_body(), meter().settings.METER_MAX_ANSWER_USD))
     return jsonify({"success": True})
