@@ -3,7 +3,9 @@
 ``FakeOpenRouter().url`` is a base like ``http://127.0.0.1:PORT/api/v1`` serving
 
 - ``GET /generation?id=gen-…``: 404 until a generation "appears" (after N misses or a delay),
-  then ``{"data": {...}}`` with the fields OpenRouter sends; 400 without ``id``;
+  then ``{"data": {...}}`` with the fields OpenRouter sends; 400 without ``id``; or, for a
+  generation registered with ``add_raw_generation``, exactly the reply the test chose (a record
+  without ``data``, a cost that is no number, text that is not JSON);
 - ``GET /models``: ``{"data": [...]}`` with prices as strings in USD per token (no key needed);
 - ``GET /key``: the key's running usage;
 - ``POST /chat/completions``: a tiny non-streamed answer whose generation is then registered.
@@ -312,10 +314,10 @@ _KEY_ERRORS = {401: "User not found.", 402: "Insufficient credits. Add more usin
 
 
 class _Generation:
-    __slots__ = ("record", "misses_left", "visible_at")
+    __slots__ = ("record", "misses_left", "visible_at", "raw")
 
-    def __init__(self, record: dict, misses_left: int, visible_at: float):
-        self.record, self.misses_left, self.visible_at = record, misses_left, visible_at
+    def __init__(self, record: dict, misses_left: int, visible_at: float, raw: Response | None = None):
+        self.record, self.misses_left, self.visible_at, self.raw = record, misses_left, visible_at, raw
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> Response:
@@ -349,8 +351,10 @@ class FakeOpenRouter(LoopbackFake):
                        not_found_times: int = 0, **extra) -> dict:
         """Register a generation. ``/generation?id=`` answers 404 for the first ``not_found_times``
         requests and until ``available_after`` seconds from now, then 200. ``extra`` overrides or
-        adds fields (``streamed``, ``cache_discount``, ``is_byok``, ...). Returns the record."""
-        total_cost = float(total_cost)
+        adds fields (``streamed``, ``cache_discount``, ``is_byok``, ...). ``total_cost=None`` is a
+        record whose cost OpenRouter does not know yet (``"total_cost": null``). Registering the
+        same id again replaces the record. Returns the record."""
+        total_cost = None if total_cost is None else float(total_cost)
         record = {
             "id": gen_id, "upstream_id": "chatcmpl-" + gen_id.removeprefix("gen-"), "total_cost": total_cost,
             "cache_discount": None, "upstream_inference_cost": None,
@@ -370,6 +374,12 @@ class FakeOpenRouter(LoopbackFake):
         with self.lock:
             self._generations[gen_id] = _Generation(record, int(not_found_times), time.monotonic() + available_after)
         return copy.deepcopy(record)
+
+    def add_raw_generation(self, gen_id: str, body: object, status: int = 200) -> None:
+        """Make ``/generation?id=gen_id`` answer exactly ``body`` (dict/list: JSON, str: text) with
+        ``status``: for replies OpenRouter should never send (no ``data``, a cost that is no number)."""
+        with self.lock:
+            self._generations[gen_id] = _Generation({}, 0, 0.0, Response(status, copy.deepcopy(body)))
 
     def generation(self, gen_id: str) -> dict | None:
         """The stored record of a generation (visible yet or not), or None."""
@@ -461,6 +471,8 @@ class FakeOpenRouter(LoopbackFake):
                 entry = None
             if entry is not None and time.monotonic() < entry.visible_at:
                 entry = None
+            if entry is not None and entry.raw is not None:
+                return entry.raw
             if entry is not None:
                 return Response(200, {"data": copy.deepcopy(entry.record)})
         return _error(404, "Generation not found")
