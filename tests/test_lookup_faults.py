@@ -155,8 +155,8 @@ def test_erasing_a_user_mid_lookup_keeps_other_users_confirmations(app, client, 
         assert spend == [{"user_id": BOB["id"], "cost_nano": 3_200_000}]
     else:  # the pseudonym's answer is confirmed too, and its counters follow
         ada = event(meter, "ada")
-        assert (ada["user_id"], ada["cost_nano"], ada["cost_source"]) == (pseudonym(ADA["id"]), 2_100_000, "generation")
-        assert spend == [{"user_id": pseudonym(ADA["id"]), "cost_nano": 2_100_000}, {"user_id": BOB["id"], "cost_nano": 3_200_000}]
+        assert (ada["user_id"], ada["cost_nano"], ada["cost_source"]) == (pseudonym(meter, ADA["id"]), 2_100_000, "generation")
+        assert spend == [{"user_id": pseudonym(meter, ADA["id"]), "cost_nano": 2_100_000}, {"user_id": BOB["id"], "cost_nano": 3_200_000}]
 
 
 def test_429_pauses_every_lookup_until_its_retry_after(app, client, meter, fake, now):
