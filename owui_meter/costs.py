@@ -191,7 +191,8 @@ class Resolver(Job):
                        total_cost_nano = :cost, model = :model, provider_name = :provider,
                        tokens_prompt = :tp, tokens_completion = :tc, native_tokens_prompt = :ntp,
                        native_tokens_completion = :ntc, native_tokens_reasoning = :ntr,
-                       native_tokens_cached = :ntk, latency_ms = :latency
+                       native_tokens_cached = :ntk, latency_ms = :latency, upstream_cost_nano = :upstream,
+                       byok = :byok, cancelled = :cancelled, cache_discount_nano = :cache
                    WHERE id = :id RETURNING id""",
                 outcome | {"id": gen["id"]},
             ).fetchall()
@@ -203,22 +204,31 @@ class Resolver(Job):
         """Give the answer its confirmed cost once every generation is known."""
         state = conn.execute(
             """SELECT count(*) AS total, sum(state = 'done') AS done, sum(state = 'pending') AS pending,
-                      coalesce(sum(total_cost_nano), 0) AS cost
+                      coalesce(sum(total_cost_nano), 0) AS openrouter,
+                      coalesce(sum(CASE WHEN byok THEN upstream_cost_nano ELSE 0 END), 0) AS provider,
+                      coalesce(max(byok), 0) AS byok, coalesce(max(cancelled), 0) AS cancelled,
+                      sum(cache_discount_nano) AS cache_discount
                FROM generations WHERE event_id = ?""",
             (event_id,),
         ).fetchall()[0]
         if not state["total"] or state["pending"]:
             return
+        ledger = self.meter.ledger
         if state["done"] == state["total"]:
-            self.meter.ledger.set_cost(conn, event_id, state["cost"], "generation", "confirmed")
+            # OpenRouter's charge is total_cost; a BYOK provider's is upstream_inference_cost (on
+            # other generations that figure is OpenRouter's own cost again: never added)
+            ledger.set_cost(conn, event_id, state["openrouter"], "generation", "confirmed", provider_nano=state["provider"],
+                            byok=bool(state["byok"]), cancelled=bool(state["cancelled"]), cache_discount_nano=state["cache_discount"])
             return
         event = conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchall()[0]
         if event["cost_source"] == "pending":  # nothing inline: fall back to an estimate
-            estimate = self.meter.ledger.estimator(conn, _as_new_event(event)) if self.meter.ledger.estimator else None
-            if estimate is not None:
-                self.meter.ledger.set_cost(conn, event_id, estimate, "estimate", "gave_up")
+            estimate = ledger.estimator(conn, _as_new_event(event)) if ledger.estimator else None
+            if estimate is None:
+                ledger.set_cost(conn, event_id, 0, "unpriced", "gave_up")
+            elif event["byok"]:  # the model's price stands for the provider's charge
+                ledger.set_cost(conn, event_id, 0, "estimate", "gave_up", provider_nano=estimate, byok=True)
             else:
-                self.meter.ledger.set_cost(conn, event_id, 0, "unpriced", "gave_up")
+                ledger.set_cost(conn, event_id, estimate, "estimate", "gave_up")
         else:
             conn.execute("UPDATE events SET lookup_state = 'gave_up' WHERE id = ?", (event_id,))
 
@@ -258,24 +268,45 @@ def parse_generation(data: dict) -> dict:
     """The columns kept from one ``/generation`` record.
 
     Raises CostNotKnownYet when it has no cost yet, MalformedReply when the cost is not an amount
-    (a word, an object, a boolean, negative). Counts that are not whole numbers are stored as unknown.
+    (a word, an object, a boolean, negative); for a BYOK generation the same holds for the
+    provider's charge (``upstream_inference_cost``). Counts that are not whole numbers are stored
+    as unknown.
     """
-    cost = data.get("total_cost")
-    if cost is None:
-        raise CostNotKnownYet(200, "OpenRouter has no cost for this generation yet")
+    byok = data.get("is_byok") is True
+    cost_nano = _cost(data, "total_cost")
+    # BYOK: total_cost is only OpenRouter's fee; the provider's charge, the bulk, must be known too
+    upstream_nano = _cost(data, "upstream_inference_cost", required=byok)
+    cache = data.get("cache_discount")
     try:
-        cost_nano = usd_to_nano(cost) if isinstance(cost, (int, float, str)) else None
+        cache_nano = usd_to_nano(cache) if isinstance(cache, (int, float, str)) else None  # negative: cache writes cost more
     except ValueError:
-        cost_nano = None
-    if cost_nano is None or cost_nano < 0:
-        raise MalformedReply(200, f"OpenRouter sent a malformed generation record: total_cost is {str(cost)[:40]!r}")
+        cache_nano = None
     return {
-        "cost": cost_nano, "model": _text(data.get("model")), "provider": _text(data.get("provider_name")),
+        "cost": cost_nano, "upstream": upstream_nano, "byok": int(byok), "cancelled": int(data.get("cancelled") is True),
+        "cache": cache_nano, "model": _text(data.get("model")), "provider": _text(data.get("provider_name")),
         "tp": _count(data.get("tokens_prompt")), "tc": _count(data.get("tokens_completion")),
         "ntp": _count(data.get("native_tokens_prompt")), "ntc": _count(data.get("native_tokens_completion")),
         "ntr": _count(data.get("native_tokens_reasoning")), "ntk": _count(data.get("native_tokens_cached")),
         "latency": _count(data.get("latency")),
     }
+
+
+def _cost(data: dict, name: str, required: bool = True) -> int | None:
+    """A charge of the record in nano-USD. Not required: None for anything but an amount."""
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise CostNotKnownYet(200, f"OpenRouter has no {name} for this generation yet")
+        return None
+    try:
+        nano = usd_to_nano(value) if isinstance(value, (int, float, str)) else None
+    except ValueError:
+        nano = None
+    if nano is None or nano < 0:
+        if required:
+            raise MalformedReply(200, f"OpenRouter sent a malformed generation record: {name} is {str(value)[:40]!r}")
+        return None
+    return nano
 
 
 def _count(value) -> int | None:

@@ -31,15 +31,18 @@ USER_TABLES = ("events", "usage_daily", "spend", "balances", "balance_entries", 
 # already holds (the same person anonymised twice), so no total is lost.
 MERGE_INTO_PSEUDONYM = (
     """INSERT INTO usage_daily (day, user_id, model, source, answers, prompt_tokens, completion_tokens,
-           reasoning_tokens, cached_tokens, cost_nano, confirmed_cost_nano)
+           reasoning_tokens, cached_tokens, cost_nano, confirmed_cost_nano, provider_cost_nano, cache_discount_nano)
        SELECT day, :alias, model, source, answers, prompt_tokens, completion_tokens, reasoning_tokens,
-           cached_tokens, cost_nano, confirmed_cost_nano FROM usage_daily WHERE user_id = :user
+           cached_tokens, cost_nano, confirmed_cost_nano, provider_cost_nano, cache_discount_nano
+       FROM usage_daily WHERE user_id = :user
        ON CONFLICT (day, user_id, model, source) DO UPDATE SET
            answers = answers + excluded.answers, prompt_tokens = prompt_tokens + excluded.prompt_tokens,
            completion_tokens = completion_tokens + excluded.completion_tokens,
            reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
            cached_tokens = cached_tokens + excluded.cached_tokens, cost_nano = cost_nano + excluded.cost_nano,
-           confirmed_cost_nano = confirmed_cost_nano + excluded.confirmed_cost_nano""",
+           confirmed_cost_nano = confirmed_cost_nano + excluded.confirmed_cost_nano,
+           provider_cost_nano = provider_cost_nano + excluded.provider_cost_nano,
+           cache_discount_nano = cache_discount_nano + excluded.cache_discount_nano""",
     """INSERT INTO spend (user_id, period, start, cost_nano)
        SELECT :alias, period, start, cost_nano FROM spend WHERE user_id = :user
        ON CONFLICT (user_id, period, start) DO UPDATE SET cost_nano = cost_nano + excluded.cost_nano""",

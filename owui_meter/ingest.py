@@ -104,7 +104,8 @@ def parse_usage(usage) -> dict:
     Anthropic-style: cache_read_input_tokens. Ollama: prompt_eval_count, eval_count.
     """
     if usage is None:
-        return {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0, "cached_tokens": 0, "cost_nano": None}
+        return {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0, "cached_tokens": 0, "cost_nano": None,
+                "byok": False, "provider_nano": None}
     if not isinstance(usage, dict):
         raise BadInput("usage must be a JSON object or null")
 
@@ -117,24 +118,33 @@ def parse_usage(usage) -> dict:
 
     prompt_details = details("prompt_tokens_details", "input_tokens_details")
     completion_details = details("completion_tokens_details", "output_tokens_details")
+    cost_details = usage.get("cost_details") if isinstance(usage.get("cost_details"), dict) else {}
     cost = usage.get("cost")
-    if cost is None and isinstance(usage.get("cost_details"), dict):
-        cost = usage["cost_details"].get("total_cost")
-    cost_nano = None
-    if cost is not None and not isinstance(cost, bool):
-        try:
-            cost_nano = usd_to_nano(cost)
-        except ValueError:
-            cost_nano = None
-        if cost_nano is not None and cost_nano < 0:
-            cost_nano = None
+    if cost is None:
+        cost = cost_details.get("total_cost")
+    # Bring your own key: ``cost`` is only OpenRouter's fee; the provider's charge is the upstream
+    # cost. Without is_byok the upstream cost is OpenRouter's own (already in ``cost``): not added.
+    byok = usage.get("is_byok") is True
     return {
         "prompt_tokens": _first(usage.get("prompt_tokens"), usage.get("input_tokens"), usage.get("prompt_eval_count")),
         "completion_tokens": _first(usage.get("completion_tokens"), usage.get("output_tokens"), usage.get("eval_count")),
         "reasoning_tokens": _first(completion_details.get("reasoning_tokens"), usage.get("reasoning_tokens")),
         "cached_tokens": _first(prompt_details.get("cached_tokens"), usage.get("cache_read_input_tokens"), usage.get("cached_tokens")),
-        "cost_nano": cost_nano,
+        "cost_nano": _amount(cost),
+        "byok": byok,
+        "provider_nano": _amount(cost_details.get("upstream_inference_cost")) if byok else None,
     }
+
+
+def _amount(value) -> int | None:
+    """A non-negative USD amount in nano-USD, or None for anything else (leniently: it is usage)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        nano = usd_to_nano(value)
+    except ValueError:
+        return None
+    return nano if nano >= 0 else None
 
 
 def _timestamp_ms(value, received_ms: int) -> int:
@@ -198,6 +208,8 @@ def parse_outlet(body) -> NewEvent:
         reasoning_tokens=usage["reasoning_tokens"],
         cached_tokens=usage["cached_tokens"],
         inline_cost_nano=usage["cost_nano"],
+        byok=usage["byok"],
+        inline_provider_nano=usage["provider_nano"],
         generation_ids=_generation_ids(body),
     )
 
