@@ -194,3 +194,36 @@ def test_odd_byok_fields_in_usage_never_cost_the_answer(app, client, meter, now)
         assert response.status_code == 202, usage
     rows = meter.db.query("SELECT openrouter_nano, provider_nano, byok FROM events ORDER BY id")
     assert rows == [{"openrouter_nano": 1_000_000, "provider_nano": 0, "byok": 0}] + [{"openrouter_nano": 1_000_000, "provider_nano": 0, "byok": 1}] * 3
+
+
+def test_statement_and_dashboard_show_the_byok_split_stops_and_cache_savings(app, client, meter, fake, now):
+    from pypdf import PdfReader
+    import io
+    import re
+
+    from test_dashboard import log_in
+
+    fake.add_generation("gen-byok", 0.106, byok_provider_cost=2.12, cache_discount=0.04)
+    fake.add_generation("gen-stop", 0.3, cancelled=True)
+    post(client, key="byok", user=ADA, usage=BYOK_USAGE, generation_ids=["gen-byok"])
+    post(client, key="plain", user=ADA, cost=1.0)
+    post(client, key="stop", user=ADA, cost=None, generation_ids=["gen-stop"])
+    meter.resolver.run_once()
+    ledger = meter.db.query_one("SELECT sum(cost_nano) AS cost, sum(provider_nano) AS provider FROM events")
+    assert ledger == {"cost": 3_526_000_000, "provider": 2_120_000_000}  # 2.226 + 1.0 + 0.3
+
+    admin = {"Authorization": f"Bearer {create_token(JWT_SECRET)}"}
+    month = clock.utcnow().strftime("%Y-%m")
+    pdf = client.get(f"/api/v1/reports/user/{ADA['id']}.pdf", query_string={"month": month}, headers=admin)
+    assert pdf.status_code == 200
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.data)).pages).split())
+    # $3.53 in all: $2.12 billed by the provider, the other $1.41 by OpenRouter
+    assert "Usage $3.53 = provider $2.12 (answers through the team's own provider keys, billed by the providers) + OpenRouter $1.41" in text
+    assert "Saved by prompt caching: $0.04." in text
+
+    log_in(client, meter)
+    models = client.get("/models", query_string={"period": "month"}).get_data(as_text=True)
+    assert re.search(r"\$3\.53<br><span class=\"muted\">provider \$2\.12 \+ OpenRouter \$1\.41</span>", models)
+    assert "Saved by prompt caching" in models and "$0.04" in models
+    events = client.get("/events").get_data(as_text=True)
+    assert events.count("stopped by the user") == 1 and events.count("own provider key") == 1

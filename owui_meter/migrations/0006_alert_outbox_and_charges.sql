@@ -32,3 +32,4 @@ ALTER TABLE generations ADD COLUMN cache_discount_nano INTEGER;
 -- the split per day, so statements and charts show it after retention pruned the answers
 ALTER TABLE usage_daily ADD COLUMN provider_cost_nano INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE usage_daily ADD COLUMN cache_discount_nano INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX usage_daily_split ON usage_daily (day, model) WHERE provider_cost_nano != 0 OR cache_discount_nano != 0;
