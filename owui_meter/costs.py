@@ -31,6 +31,7 @@ import threading
 import time
 
 from . import clock
+from .ingest import MAX_ANSWER_COST_NANO
 from .ledger import NewEvent, UserInfo
 from .money import usd_to_nano
 from .openrouter import MalformedReply, OpenRouter, OpenRouterError
@@ -268,7 +269,7 @@ def parse_generation(data: dict) -> dict:
     """The columns kept from one ``/generation`` record.
 
     Raises CostNotKnownYet when it has no cost yet, MalformedReply when the cost is not an amount
-    (a word, an object, a boolean, negative); for a BYOK generation the same holds for the
+    (a word, an object, a boolean, negative, absurdly large); for a BYOK generation the same holds for the
     provider's charge (``upstream_inference_cost``). Counts that are not whole numbers are stored
     as unknown.
     """
@@ -280,6 +281,8 @@ def parse_generation(data: dict) -> dict:
     try:
         cache_nano = usd_to_nano(cache) if isinstance(cache, (int, float, str)) else None  # negative: cache writes cost more
     except ValueError:
+        cache_nano = None
+    if cache_nano is not None and abs(cache_nano) > MAX_ANSWER_COST_NANO:
         cache_nano = None
     return {
         "cost": cost_nano, "upstream": upstream_nano, "byok": int(byok), "cancelled": int(data.get("cancelled") is True),
@@ -302,7 +305,7 @@ def _cost(data: dict, name: str, required: bool = True) -> int | None:
         nano = usd_to_nano(value) if isinstance(value, (int, float, str)) else None
     except ValueError:
         nano = None
-    if nano is None or nano < 0:
+    if nano is None or not 0 <= nano <= MAX_ANSWER_COST_NANO:
         if required:
             raise MalformedReply(200, f"OpenRouter sent a malformed generation record: {name} is {str(value)[:40]!r}")
         return None

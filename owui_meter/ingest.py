@@ -17,6 +17,9 @@ from .ledger import UNATTRIBUTED, NewEvent, UserInfo, is_unattributed
 from .money import usd_to_nano
 
 MAX_ID = 256
+# no single answer costs a million dollars: a larger figure is garbage, and would overflow the
+# ledger's 64-bit sums
+MAX_ANSWER_COST_NANO = 10**15
 MAX_GENERATION_IDS = 200
 GENERATION_ID = re.compile(r"^gen-[A-Za-z0-9_.:-]{1,200}$")
 # client clocks are trusted within these bounds; outside them the meter's receive time is used
@@ -137,14 +140,14 @@ def parse_usage(usage) -> dict:
 
 
 def _amount(value) -> int | None:
-    """A non-negative USD amount in nano-USD, or None for anything else (leniently: it is usage)."""
+    """A plausible USD amount in nano-USD, or None for anything else (leniently: it is usage)."""
     if value is None or isinstance(value, bool):
         return None
     try:
         nano = usd_to_nano(value)
     except ValueError:
         return None
-    return nano if nano >= 0 else None
+    return nano if 0 <= nano <= MAX_ANSWER_COST_NANO else None
 
 
 def _timestamp_ms(value, received_ms: int) -> int:
@@ -228,6 +231,8 @@ def parse_metering_record(body) -> NewEvent:
             cost_nano = usd_to_nano(cost)
         except ValueError:
             raise BadInput("activity.cost must be a number") from None
+        if not 0 <= cost_nano <= MAX_ANSWER_COST_NANO:
+            raise BadInput("activity.cost must be an amount from 0 to 1000000 USD")
     return NewEvent(
         key=key,
         user=user,

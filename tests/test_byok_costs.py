@@ -227,3 +227,11 @@ def test_statement_and_dashboard_show_the_byok_split_stops_and_cache_savings(app
     assert "Saved by prompt caching" in models and "$0.04" in models
     events = client.get("/events").get_data(as_text=True)
     assert events.count("stopped by the user") == 1 and events.count("own provider key") == 1
+
+
+@pytest.mark.parametrize("usage", [{"cost": 1e300}, {"cost": "1e30"}, {"cost": 0.001, "is_byok": True, "cost_details": {"upstream_inference_cost": 1e300}}])
+def test_absurd_inline_amounts_are_ignored_never_a_500(app, client, meter, now, usage):
+    response = client.post("/api/v1/outlet", json=outlet_body(key="absurd", usage=usage), headers={"Authorization": f"Bearer {API_KEY}"})
+    assert response.status_code == 202
+    row = event(meter, "absurd")
+    assert row["cost_nano"] <= 1_000_000 and row["provider_nano"] == 0  # no price known: nothing but the plausible fee

@@ -50,6 +50,7 @@ MALFORMED = {
     "cost is an object": {"data": {"id": "gen-bad", "total_cost": {"usd": 1}}},
     "cost is a boolean": {"data": {"id": "gen-bad", "total_cost": True}},
     "cost is negative": {"data": {"id": "gen-bad", "total_cost": -0.5}},
+    "cost is astronomical": {"data": {"id": "gen-bad", "total_cost": 1e300}},
     "no data": {"error": None, "id": "gen-bad"},
     "data is a string": {"data": "gen-bad"},
     "a JSON list": [{"id": "gen-bad"}],
