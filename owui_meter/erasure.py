@@ -20,8 +20,8 @@ import json
 
 from . import audit
 from .errors import BadInput
-from .ledger import is_unattributed
 from .first_run import pseudonym_key
+from .ledger import is_unattributed
 
 MODES = ("anonymise", "delete")
 # tables that name a user by id (alert_outbox: messages not sent yet name the person: dropped)

@@ -96,6 +96,7 @@ def test_alerts_decided_without_a_worker_are_sent_after_a_restart(data_dir, webh
         assert wait_for(lambda: meter.db.query_one("SELECT count(*) AS n FROM alert_outbox")["n"] == 0)
         assert meter.budgets.alerts.sent == 2
     finally:
+        meter.budgets.alerts.stop()  # started by hand, so meter.stop() would leave it running
         meter.stop()
 
 
@@ -108,6 +109,7 @@ def test_a_running_worker_sends_at_once_after_the_commit(data_dir, webhook):
         assert wait_for(lambda: len(webhook.received) == 2)
         assert time.monotonic() - started < 5  # woken by the commit, not by its minute-long idle poll
     finally:
+        meter.budgets.alerts.stop()  # started by hand, so meter.stop() would leave it running
         meter.stop()
 
 
