@@ -68,8 +68,8 @@ class Meter:
             meter.generated = generated
             if serving:
                 meter.generated_password = first_run.ensure_admin(db, settings)
+                meter.ledger.follow_byok_cost()  # first: a time zone rebuild then starts from the new costs
                 meter._follow_timezone()
-                meter.ledger.follow_byok_cost()
         except BaseException:
             db.close()
             raise

@@ -235,3 +235,27 @@ def test_absurd_inline_amounts_are_ignored_never_a_500(app, client, meter, now, 
     assert response.status_code == 202
     row = event(meter, "absurd")
     assert row["cost_nano"] <= 1_000_000 and row["provider_nano"] == 0  # no price known: nothing but the plausible fee
+
+
+def test_a_command_beside_the_server_keeps_the_servers_byok_setting(data_dir, fake, now):
+    from conftest import make_settings
+    from owui_meter.ingest import parse_outlet
+    from owui_meter.meter import Meter
+
+    server = costed_app(data_dir, fake)  # the server: provider + fee
+    server.config["METER"].stop()
+    command = Meter.open(make_settings(data_dir, METER_BYOK_COST="fee"))  # a maintenance command
+    assert command.settings.METER_BYOK_COST == "provider+fee"
+    command.ledger.record(parse_outlet(outlet_body(key="cli", usage=BYOK_USAGE)))
+    assert charges(command, "cli")["cost_nano"] == 2_205_000
+    command.stop()
+
+
+def test_byok_setting_and_time_zone_changed_together_keep_daily_totals_whole(data_dir, fake, now):
+    app = costed_app(data_dir, fake)
+    post(app.test_client(), key="byok", usage=BYOK_USAGE)
+    app.config["METER"].stop()
+    app = costed_app(data_dir, fake, METER_BYOK_COST="fee", METER_TIMEZONE="Pacific/Auckland")
+    meter = app.config["METER"]
+    assert totals(meter) == {"daily": 105_000, "daily_provider": 0, "daily_cache": 0, "month": 105_000}
+    meter.stop()
