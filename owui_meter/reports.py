@@ -120,7 +120,7 @@ def _notes(meter, where: str, params: tuple, period: Period, totals: dict, rate:
     for row in rows:
         if row["cost_source"] in words and row["n"]:
             notes.append(Paragraph(f"{row['n']} answers ({money(convert(row['cost'], rate), currency)}) were {words[row['cost_source']]}.", styles["small"]))
-    notes += _split_notes(meter, where, params, period, rate, currency, styles)
+    notes += _split_notes(meter, where, params, period, totals["cost"], rate, currency, styles)
     pruned = get_meta(meter.db, "retention.pruned_before")
     if pruned and int(pruned) > period.start_ms:
         notes.append(Paragraph("Answers before " + clock.ms_to_iso(int(pruned))[:10] + " were pruned by the retention policy; "
@@ -150,18 +150,17 @@ def documents(meter, period: Period):
         yield file_name("statement", row["email"] or row["user_id"], period), user_statement(meter, row["user_id"], period)
 
 
-def _split_notes(meter, where: str, params: tuple, period: Period, rate: Decimal, currency: str, styles) -> list:
+def _split_notes(meter, where: str, params: tuple, period: Period, usage_nano: int, rate: Decimal, currency: str, styles) -> list:
     """Where bring-your-own-key answers occur, who charged the usage; and what prompt caching saved.
     Both parts are rounded to the cent the way the usage line is, so they add up to it on paper."""
     row = meter.db.query_one(
-        f"""SELECT coalesce(sum(cost_nano), 0) AS cost, coalesce(sum(provider_cost_nano), 0) AS provider,
-                   coalesce(sum(cache_discount_nano), 0) AS cache
-            FROM usage_daily WHERE {where} AND day BETWEEN ? AND ?""",
+        f"""SELECT coalesce(sum(provider_cost_nano), 0) AS provider, coalesce(sum(cache_discount_nano), 0) AS cache
+            FROM usage_daily WHERE (provider_cost_nano != 0 OR cache_discount_nano != 0) AND {where} AND day BETWEEN ? AND ?""",
         (*params, *period.days),
     )
     notes = []
     if row["provider"]:
-        usage, provider = convert(row["cost"], rate), convert(row["provider"], rate)
+        usage, provider = convert(usage_nano, rate), convert(row["provider"], rate)
         notes.append(Paragraph(f"Usage {money(usage, currency)} = provider {money(provider, currency)} (answers through the team's own "
                                f"provider keys, billed by the providers) + OpenRouter {money(usage - provider, currency)} (on those answers only "
                                "its fee).", styles["small"]))
