@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib.resources
+import logging
 import os
 import re
 import threading
 
 import apsw
 import apsw.bestpractice
+
+log = logging.getLogger("owui_meter.db")
 
 BUSY_TIMEOUT_MS = 5000
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -101,6 +104,7 @@ class Database:
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
         self._write_lock = threading.Lock()
+        self._after_commit: list = []
         self._pending: list[_Job] = []
         self._pending_lock = threading.Lock()
         self._local = threading.local()
@@ -116,6 +120,20 @@ class Database:
         """``with db.write() as conn:`` runs one transaction on the single writer connection."""
         with self._write_lock, self._transaction() as conn:
             yield conn
+
+    def after_commit(self, callback) -> None:
+        """Inside a write: call ``callback()`` once the transaction has committed, e.g. to wake a
+        worker that reads what was written. Dropped on rollback. A hint, not a guarantee: it may
+        also run for a job of a group commit whose own savepoint was rolled back."""
+        self._after_commit.append(callback)
+
+    def _run_after_commit(self) -> None:
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # the transaction is committed: a failing hint must not say otherwise
+                log.exception("after-commit callback failed")
 
     def submit(self, job):
         """Run ``job(conn)`` in a write transaction shared with other waiting jobs; its result.
@@ -150,7 +168,9 @@ class Database:
         except BaseException:
             if not conn.get_autocommit():
                 conn.execute("ROLLBACK")
+            self._after_commit.clear()
             raise
+        self._run_after_commit()
 
     def _run_batch(self, batch: list["_Job"]) -> None:
         try:

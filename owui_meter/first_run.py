@@ -1,4 +1,5 @@
-"""What the meter makes for itself on first run: the API key, the JWT secret, the admin password.
+"""What the meter makes for itself on first run: the API key, the JWT secret, the admin password,
+and the key of erased users' pseudonyms.
 
 Generated secrets live in ``{METER_DATA_DIR}/secrets.json`` (mode 0600) so restarts keep them. A
 setting given in the environment always wins over the stored one. The generated admin password is
@@ -7,6 +8,8 @@ never stored, only its argon2id hash, and is shown once.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -41,22 +44,50 @@ def _write_stored(path: str, stored: dict) -> None:
     os.chmod(path, 0o600)
 
 
+@contextlib.contextmanager
+def _locked(path: str):
+    """Hold an exclusive lock beside ``path``: a server and a CLI command never both add a secret."""
+    fd = os.open(path + ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def pseudonym_key(data_dir: str) -> bytes:
+    """The secret key of erased users' pseudonyms, made on first use and kept in secrets.json.
+
+    It is not in the database, so a copy of the database alone cannot tell which pseudonym is
+    which Open WebUI user. Losing it only means a user erased again later gets a new pseudonym.
+    """
+    os.makedirs(data_dir, exist_ok=True)
+    path = os.path.join(data_dir, SECRETS_FILE)
+    with _locked(path):
+        stored = _read_stored(path)
+        if not isinstance(stored.get("PSEUDONYM_KEY"), str):
+            stored["PSEUDONYM_KEY"] = secrets.token_urlsafe(32)
+            _write_stored(path, stored)
+    return stored["PSEUDONYM_KEY"].encode()
+
+
 def complete_secrets(settings):
     """Settings with API_KEY and JWT_SECRET filled in; and the names generated just now."""
     os.makedirs(settings.METER_DATA_DIR, exist_ok=True)
     path = _secrets_path(settings)
-    stored = _read_stored(path)
     generated, changes = [], {}
     makers = {"API_KEY": lambda: "om_" + secrets.token_urlsafe(32), "JWT_SECRET": lambda: secrets.token_urlsafe(48)}
-    for name, make in makers.items():
-        if getattr(settings, name) is not None:
-            continue
-        if name not in stored:
-            stored[name] = make()
-            generated.append(name)
-        changes[name] = stored[name]
-    if generated:
-        _write_stored(path, stored)
+    with _locked(path):
+        stored = _read_stored(path)
+        for name, make in makers.items():
+            if getattr(settings, name) is not None:
+                continue
+            if name not in stored:
+                stored[name] = make()
+                generated.append(name)
+            changes[name] = stored[name]
+        if generated:
+            _write_stored(path, stored)
     completed = settings.replace(origin="generated", **changes) if changes else settings
     return completed, generated
 

@@ -20,6 +20,9 @@ from .money import NANO, usd_to_nano
 MAX_ID = 256
 MAX_TOKENS = 100_000_000  # per count per answer: far above any model's window, far below an overflow
 DEFAULT_MAX_COST_NANO = 1000 * 10**9  # METER_MAX_ANSWER_USD's default
+# what OpenRouter's own records may say one generation cost before they count as garbage (and
+# would overflow the ledger's 64-bit sums): no single answer costs a million dollars
+MAX_ANSWER_COST_NANO = 10**15
 MAX_GENERATION_IDS = 200
 GENERATION_ID = re.compile(r"^gen-[A-Za-z0-9_.:-]{1,200}$")
 # client clocks are trusted within these bounds; outside them the meter's receive time is used
@@ -134,7 +137,8 @@ def parse_usage(usage, max_cost_nano: int = DEFAULT_MAX_COST_NANO) -> dict:
     Anthropic-style: cache_read_input_tokens. Ollama: prompt_eval_count, eval_count.
     """
     if usage is None:
-        return {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0, "cached_tokens": 0, "cost_nano": None}
+        return {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0, "cached_tokens": 0, "cost_nano": None,
+                "byok": False, "provider_nano": None}
     if not isinstance(usage, dict):
         raise BadInput("usage must be a JSON object or null")
 
@@ -147,9 +151,13 @@ def parse_usage(usage, max_cost_nano: int = DEFAULT_MAX_COST_NANO) -> dict:
 
     prompt_details = details("prompt_tokens_details", "input_tokens_details")
     completion_details = details("completion_tokens_details", "output_tokens_details")
+    cost_details = usage.get("cost_details") if isinstance(usage.get("cost_details"), dict) else {}
     cost, cost_label = usage.get("cost"), "usage.cost"
-    if cost is None and isinstance(usage.get("cost_details"), dict):
-        cost, cost_label = usage["cost_details"].get("total_cost"), "usage.cost_details.total_cost"
+    if cost is None:
+        cost, cost_label = cost_details.get("total_cost"), "usage.cost_details.total_cost"
+    # Bring your own key: ``cost`` is only OpenRouter's fee; the provider's charge is the upstream
+    # cost. Without is_byok the upstream cost is OpenRouter's own (already in ``cost``): not added.
+    byok = usage.get("is_byok") is True
 
     def counts(*names):
         return _first(*((f"usage.{name}", source.get(key)) for name, source, key in names))
@@ -164,6 +172,9 @@ def parse_usage(usage, max_cost_nano: int = DEFAULT_MAX_COST_NANO) -> dict:
         "cached_tokens": counts(("prompt_tokens_details.cached_tokens", prompt_details, "cached_tokens"),
                                 ("cache_read_input_tokens", usage, "cache_read_input_tokens"), ("cached_tokens", usage, "cached_tokens")),
         "cost_nano": _cost_nano(cost_label, cost, max_cost_nano),
+        "byok": byok,
+        "provider_nano": _cost_nano("usage.cost_details.upstream_inference_cost", cost_details.get("upstream_inference_cost"),
+                                    max_cost_nano) if byok else None,
     }
 
 
@@ -228,6 +239,8 @@ def parse_outlet(body, max_cost_nano: int = DEFAULT_MAX_COST_NANO) -> NewEvent:
         reasoning_tokens=usage["reasoning_tokens"],
         cached_tokens=usage["cached_tokens"],
         inline_cost_nano=usage["cost_nano"],
+        byok=usage["byok"],
+        inline_provider_nano=usage["provider_nano"],
         generation_ids=_generation_ids(body),
     )
 

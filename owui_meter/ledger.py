@@ -11,6 +11,11 @@ every total, chart, export and reconciliation counts it, and every list of users
 that name without special queries. It is not a person: the ingest endpoints refuse its id, and it
 never gets a budget, a balance, a self-service link, a statement of its own or an erasure. Use
 :func:`unattributed_user` for an event's ``user`` and :func:`is_unattributed` to test an id.
+
+An answer's charges are kept apart: OpenRouter's (``openrouter_nano``, what GET /key counts) and,
+for bring-your-own-key answers, the provider's (``provider_nano``). ``cost_nano``, which every
+total, budget and statement uses, is the answer's cost to the team: OpenRouter's charge plus the
+provider's, or OpenRouter's alone with METER_BYOK_COST=fee (:meth:`Ledger.team_cost`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import audit, clock
-from .db import Database
+from .db import Database, get_meta, set_meta
 
 
 UNATTRIBUTED = "unattributed"
@@ -61,7 +66,9 @@ class NewEvent:
     completion_tokens: int = 0
     reasoning_tokens: int = 0
     cached_tokens: int = 0
-    inline_cost_nano: int | None = None
+    inline_cost_nano: int | None = None  # OpenRouter's charge as the chat reported it
+    byok: bool = False  # paid with the team's own provider key
+    inline_provider_nano: int | None = None  # BYOK: the provider's charge as the chat reported it
     generation_ids: list[str] = field(default_factory=list)
 
 
@@ -107,12 +114,24 @@ def _confirmed(cost_nano: int, cost_source: str) -> int:
     return cost_nano if cost_source == "generation" else 0
 
 
+BYOK_COST_KEY = "events.byok_cost"  # the METER_BYOK_COST the stored costs follow
+
+
 class Ledger:
-    def __init__(self, db: Database, timezone: str = "UTC"):
+    def __init__(self, db: Database, timezone: str = "UTC", byok_cost: str = "provider+fee"):
         self.db = db
         self.zone = zoneinfo.ZoneInfo(timezone)
+        self.byok_cost = byok_cost
         self.cost_listeners: list[CostListener] = []
         self.estimator: Estimator | None = None
+
+    def team_cost(self, openrouter_nano: int, provider_nano: int) -> int:
+        """What an answer costs the team (METER_BYOK_COST): OpenRouter's charge, plus the BYOK
+        provider's unless the provider's charges are billed elsewhere."""
+        return openrouter_nano + self._provider_in_cost(provider_nano)
+
+    def _provider_in_cost(self, provider_nano: int) -> int:
+        return provider_nano if self.byok_cost == "provider+fee" else 0
 
     # --- users ------------------------------------------------------------------------------
 
@@ -147,12 +166,15 @@ class Ledger:
         """The local date (METER_TIMEZONE) of a unix-ms time."""
         return dt.datetime.fromtimestamp(ts_ms / 1000, tz=self.zone).date().isoformat()
 
-    def _add_daily(self, conn, row: dict, *, answers: int, tokens: bool, cost: int, confirmed: int) -> None:
+    def _add_daily(self, conn, row: dict, *, answers: int, tokens: bool, cost: int, confirmed: int,
+                   provider: int = 0, cache_discount: int = 0) -> None:
+        """Add to a day's totals; ``provider`` is the BYOK provider's part of ``cost``."""
         conn.execute(
             """
             INSERT INTO usage_daily (day, user_id, model, source, answers, prompt_tokens,
-                completion_tokens, reasoning_tokens, cached_tokens, cost_nano, confirmed_cost_nano)
-            VALUES (:day, :user_id, :model, :source, :answers, :p, :c, :r, :k, :cost, :confirmed)
+                completion_tokens, reasoning_tokens, cached_tokens, cost_nano, confirmed_cost_nano,
+                provider_cost_nano, cache_discount_nano)
+            VALUES (:day, :user_id, :model, :source, :answers, :p, :c, :r, :k, :cost, :confirmed, :provider, :cache)
             ON CONFLICT (day, user_id, model, source) DO UPDATE SET
                 answers = answers + excluded.answers,
                 prompt_tokens = prompt_tokens + excluded.prompt_tokens,
@@ -160,14 +182,16 @@ class Ledger:
                 reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
                 cached_tokens = cached_tokens + excluded.cached_tokens,
                 cost_nano = cost_nano + excluded.cost_nano,
-                confirmed_cost_nano = confirmed_cost_nano + excluded.confirmed_cost_nano
+                confirmed_cost_nano = confirmed_cost_nano + excluded.confirmed_cost_nano,
+                provider_cost_nano = provider_cost_nano + excluded.provider_cost_nano,
+                cache_discount_nano = cache_discount_nano + excluded.cache_discount_nano
             """,
             {
                 "day": self.day_of(row["ts"]), "user_id": row["user_id"], "model": row["model"],
                 "source": row["source"], "answers": answers,
                 "p": row["prompt_tokens"] if tokens else 0, "c": row["completion_tokens"] if tokens else 0,
                 "r": row["reasoning_tokens"] if tokens else 0, "k": row["cached_tokens"] if tokens else 0,
-                "cost": cost, "confirmed": confirmed,
+                "cost": cost, "confirmed": confirmed, "provider": provider, "cache": cache_discount,
             },
         )
 
@@ -184,7 +208,8 @@ class Ledger:
         count = 0
         for row in conn.execute("SELECT * FROM events").fetchall():
             self._add_daily(conn, row, answers=1, tokens=True, cost=row["cost_nano"],
-                            confirmed=_confirmed(row["cost_nano"], row["cost_source"]))
+                            confirmed=_confirmed(row["cost_nano"], row["cost_source"]),
+                            provider=self._provider_in_cost(row["provider_nano"]), cache_discount=row["cache_discount_nano"] or 0)
             count += 1
         return count
 
@@ -208,26 +233,35 @@ class Ledger:
                 audit.record(conn, "plugin", "answer.conflict", {"event_id": existing[0]["id"], "reason": conflict})
             return Recorded(existing[0]["id"], True, existing[0], conflict)
         self._upsert_user(conn, event.user, now)
-        if event.inline_cost_nano is not None:
-            cost, source = event.inline_cost_nano, "inline"
+        openrouter, provider = event.inline_cost_nano, event.inline_provider_nano if event.byok else 0
+        if event.byok and openrouter is None and provider is not None:
+            openrouter = 0  # the provider's charge without OpenRouter's fee: the fee is the unknown part
+        if openrouter is not None and provider is not None:
+            source = "inline"
         else:
+            # nothing inline, or a BYOK fee without the provider's charge: the model's price
+            # stands for what is missing (for BYOK that is the provider's charge)
             estimate = self.estimator(conn, event) if self.estimator else None
             if estimate is not None:
-                cost, source = estimate, "estimate"
-            elif event.generation_ids:
-                cost, source = 0, "pending"
+                source = "estimate"
+                if event.byok:
+                    openrouter, provider = openrouter or 0, estimate
+                else:
+                    openrouter = estimate
             else:
-                cost, source = 0, "unpriced"
+                source = "inline" if openrouter is not None else "pending" if event.generation_ids else "unpriced"
+                openrouter, provider = openrouter or 0, provider or 0
+        cost = self.team_cost(openrouter, provider)
         row = conn.execute(
             """
             INSERT INTO events (key, ts, received, user_id, model, base_model, chat_id,
                 message_id, session_id, source, prompt_tokens, completion_tokens,
                 reasoning_tokens, cached_tokens, cost_nano, cost_source, inline_cost_nano,
-                lookup_state)
+                lookup_state, openrouter_nano, provider_nano, byok, inline_provider_nano)
             VALUES (:key, :ts, :received, :user_id, :model, :base_model, :chat_id,
                 :message_id, :session_id, :source, :prompt_tokens, :completion_tokens,
                 :reasoning_tokens, :cached_tokens, :cost_nano, :cost_source, :inline_cost_nano,
-                :lookup_state)
+                :lookup_state, :openrouter_nano, :provider_nano, :byok, :inline_provider_nano)
             RETURNING *
             """,
             {
@@ -240,9 +274,12 @@ class Ledger:
                 "cost_nano": cost, "cost_source": source,
                 "inline_cost_nano": event.inline_cost_nano,
                 "lookup_state": "pending" if event.generation_ids else "none",
+                "openrouter_nano": openrouter, "provider_nano": provider, "byok": int(event.byok),
+                "inline_provider_nano": event.inline_provider_nano,
             },
         ).fetchall()[0]
-        self._add_daily(conn, row, answers=1, tokens=True, cost=cost, confirmed=_confirmed(cost, source))
+        self._add_daily(conn, row, answers=1, tokens=True, cost=cost, confirmed=_confirmed(cost, source),
+                        provider=self._provider_in_cost(provider))
         for gen_id in event.generation_ids:
             conn.execute(
                 "INSERT OR IGNORE INTO generations (id, event_id, created, next_try) VALUES (?, ?, ?, ?)",
@@ -252,24 +289,60 @@ class Ledger:
             listener(conn, row, cost, True)
         return Recorded(row["id"], False, row)
 
-    def set_cost(self, conn, event_id: int, cost_nano: int, cost_source: str, lookup_state: str | None = None) -> dict:
-        """Change an event's cost inside the caller's write transaction; listeners see the delta."""
-        before = conn.execute("SELECT cost_nano, cost_source FROM events WHERE id = ?", (event_id,)).fetchall()[0]
+    def set_cost(self, conn, event_id: int, openrouter_nano: int, cost_source: str, lookup_state: str | None = None, *,
+                 provider_nano: int = 0, byok: bool = False, cancelled: bool | None = None,
+                 cache_discount_nano: int | None = None) -> dict:
+        """Change an event's charges inside the caller's write transaction: OpenRouter's, and for
+        BYOK the provider's; its cost follows (:meth:`team_cost`) and listeners see the delta.
+        ``cancelled`` and ``cache_discount_nano`` stay as they are when None."""
+        before = conn.execute("SELECT cost_nano, cost_source, provider_nano, cache_discount_nano FROM events WHERE id = ?", (event_id,)).fetchall()[0]
+        provider_nano = provider_nano if byok else 0
+        cost_nano = self.team_cost(openrouter_nano, provider_nano)
         row = conn.execute(
             """
-            UPDATE events SET cost_nano = ?, cost_source = ?, lookup_state = coalesce(?, lookup_state)
+            UPDATE events SET cost_nano = ?, cost_source = ?, lookup_state = coalesce(?, lookup_state),
+                openrouter_nano = ?, provider_nano = ?, byok = ?, cancelled = coalesce(?, cancelled),
+                cache_discount_nano = coalesce(?, cache_discount_nano)
             WHERE id = ? RETURNING *
             """,
-            (cost_nano, cost_source, lookup_state, event_id),
+            (cost_nano, cost_source, lookup_state, openrouter_nano, provider_nano, int(byok),
+             None if cancelled is None else int(cancelled), cache_discount_nano, event_id),
         ).fetchall()[0]
         delta = cost_nano - before["cost_nano"]
         confirmed_delta = _confirmed(cost_nano, cost_source) - _confirmed(before["cost_nano"], before["cost_source"])
-        if delta or confirmed_delta:
-            self._add_daily(conn, row, answers=0, tokens=False, cost=delta, confirmed=confirmed_delta)
+        provider_delta = self._provider_in_cost(provider_nano) - self._provider_in_cost(before["provider_nano"])
+        cache_delta = (row["cache_discount_nano"] or 0) - (before["cache_discount_nano"] or 0)
+        if delta or confirmed_delta or provider_delta or cache_delta:
+            self._add_daily(conn, row, answers=0, tokens=False, cost=delta, confirmed=confirmed_delta,
+                            provider=provider_delta, cache_discount=cache_delta)
         if delta:
             for listener in self.cost_listeners:
                 listener(conn, row, delta, False)
         return row
+
+    def follow_byok_cost(self) -> int:
+        """After METER_BYOK_COST changed: every BYOK answer's cost, its daily totals and (through
+        the listeners) the budget counters move to the new definition. Returns answers changed."""
+        key = BYOK_COST_KEY
+        stored = get_meta(self.db, key)
+        if stored == self.byok_cost:
+            return 0
+        changed = 0
+        with self.db.write() as conn:
+            if stored is not None:
+                rows = conn.execute("SELECT * FROM events WHERE byok = 1 AND provider_nano != 0").fetchall()
+                for before in rows:
+                    cost = self.team_cost(before["openrouter_nano"], before["provider_nano"])
+                    row = conn.execute("UPDATE events SET cost_nano = ? WHERE id = ? RETURNING *", (cost, before["id"])).fetchall()[0]
+                    delta = cost - before["cost_nano"]
+                    confirmed = _confirmed(cost, row["cost_source"]) - _confirmed(before["cost_nano"], row["cost_source"])
+                    self._add_daily(conn, row, answers=0, tokens=False, cost=delta, confirmed=confirmed,
+                                    provider=self._provider_in_cost(row["provider_nano"]) - (row["provider_nano"] if stored == "provider+fee" else 0))
+                    for listener in self.cost_listeners:
+                        listener(conn, row, delta, False)
+                    changed += 1
+            set_meta(conn, key, self.byok_cost)
+        return changed
 
     # --- queries ----------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from .backup import DailyBackups
 from .budgets import Budgets
 from .costs import Resolver
 from .db import Database, get_meta, set_meta
-from .ledger import Ledger
+from .ledger import BYOK_COST_KEY, Ledger
 from .notices import outlet_notice
 from .owui_sync import OpenWebUISync
 from .prices import PriceSync, make_estimator
@@ -39,7 +39,7 @@ class Meter:
         self.serving = serving
         self.generated: list[str] = []  # names of secrets made on this start
         self.generated_password: str | None = None  # the first admin's password, shown once
-        self.ledger = Ledger(db, settings.METER_TIMEZONE)
+        self.ledger = Ledger(db, settings.METER_TIMEZONE, settings.METER_BYOK_COST)
         self.ledger.estimator = make_estimator()
         self.budgets = Budgets(self)
         self.ledger.cost_listeners.append(self.budgets.on_cost)
@@ -63,11 +63,12 @@ class Meter:
         settings, generated = first_run.complete_secrets(settings)
         db = Database(os.path.join(settings.METER_DATA_DIR, "meter.db"))
         try:
-            settings = _settle_timezone(db, settings, serving)
+            settings = _settle_byok_cost(db, _settle_timezone(db, settings, serving), serving)
             meter = cls(settings, db, serving=serving)
             meter.generated = generated
             if serving:
                 meter.generated_password = first_run.ensure_admin(db, settings)
+                meter.ledger.follow_byok_cost()  # first: a time zone rebuild then starts from the new costs
                 meter._follow_timezone()
         except BaseException:
             db.close()
@@ -132,3 +133,14 @@ def _settle_timezone(db: Database, settings, serving: bool):
         log.warning("METER_TIMEZONE=%s ignored: the meter's figures are kept in %s (change it on the server)",
                     settings.METER_TIMEZONE, stored)
     return settings.replace(origin="database", METER_TIMEZONE=stored)
+
+
+def _settle_byok_cost(db: Database, settings, serving: bool):
+    """Settings whose METER_BYOK_COST is the one the stored costs follow: as for the time zone,
+    the server's setting wins (it re-costs BYOK answers on start), other processes use the stored one."""
+    stored = get_meta(db, BYOK_COST_KEY)
+    if serving or stored is None or stored == settings.METER_BYOK_COST:
+        return settings
+    if settings.origin("METER_BYOK_COST") != "default":
+        log.warning("METER_BYOK_COST=%s ignored: the meter's costs follow %s (change it on the server)", settings.METER_BYOK_COST, stored)
+    return settings.replace(origin="database", METER_BYOK_COST=stored)

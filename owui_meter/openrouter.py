@@ -8,10 +8,19 @@ import requests
 class OpenRouterError(Exception):
     """OpenRouter answered with an error status (``status``), or could not be reached (None)."""
 
+    outcome = None  # a name for /metrics; None: the status, or "unreachable"
+
     def __init__(self, status: int | None, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+
+
+class MalformedReply(OpenRouterError):
+    """OpenRouter answered, but not with what its API promises (not JSON, no ``data``, a cost
+    that is no number). It concerns the one request, not OpenRouter as a whole."""
+
+    outcome = "malformed"
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -50,10 +59,15 @@ class OpenRouter:
         try:
             return response.json()
         except ValueError:
-            raise OpenRouterError(502, "OpenRouter sent something that is not JSON") from None
+            raise MalformedReply(response.status_code, "OpenRouter sent something that is not JSON") from None
 
     def generation(self, gen_id: str) -> dict:
-        return self._request("GET", "/generation", params={"id": gen_id})["data"]
+        """The generation's record (``data``); MalformedReply when there is none."""
+        reply = self._request("GET", "/generation", params={"id": gen_id})
+        data = reply.get("data") if isinstance(reply, dict) else None
+        if not isinstance(data, dict):
+            raise MalformedReply(200, "OpenRouter sent a generation reply without a data object")
+        return data
 
     def models(self) -> list[dict]:
         return self._request("GET", "/models")["data"]

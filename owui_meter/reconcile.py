@@ -6,6 +6,10 @@ samples is what OpenRouter billed in between. A requested window is therefore wi
 samples around it, and the ledger is summed over that same widened span, so like is compared with
 like. Whatever OpenRouter billed that no answer accounts for (Open WebUI's title, tag and
 follow-up generations, other apps on the key) is the unattributed remainder.
+
+Only OpenRouter's charges are compared, since they are all ``GET /key`` counts: for a
+bring-your-own-key answer that is OpenRouter's fee, while the provider's charge (billed by the
+provider) is reported beside the comparison, never as unattributed.
 """
 
 from __future__ import annotations
@@ -59,12 +63,18 @@ class KeySampler(Job):
 
 
 def _ledger_totals(db, start: int, end: int) -> dict:
+    """OpenRouter's charges in the ledger (all, and confirmed), and BYOK providers' apart."""
     return db.query_one(
-        """SELECT coalesce(sum(cost_nano), 0) AS total,
-                  coalesce(sum(CASE WHEN cost_source = 'generation' THEN cost_nano ELSE 0 END), 0) AS confirmed
+        """SELECT coalesce(sum(openrouter_nano), 0) AS total,
+                  coalesce(sum(CASE WHEN cost_source = 'generation' THEN openrouter_nano ELSE 0 END), 0) AS confirmed,
+                  coalesce(sum(provider_nano), 0) AS provider
            FROM events WHERE ts >= ? AND ts < ?""",
         (start, end),
     )
+
+
+ONLY_OPENROUTER = ("Only OpenRouter's charges are compared (what GET /key counts); for bring-your-own-key answers "
+                   "that is OpenRouter's fee, and the provider's charges (byok_provider_nano) are billed by the provider.")
 
 
 def reconcile(meter, start_ms: int, end_ms: int) -> dict:
@@ -85,11 +95,12 @@ def reconcile(meter, start_ms: int, end_ms: int) -> dict:
         result.update(
             ledger_nano=ledger["total"],
             confirmed_nano=ledger["confirmed"],
+            byok_provider_nano=ledger["provider"],
             compared_from=None,
             compared_to=None,
             precision="OpenRouter's figure is unknown for this window: the meter has no sample of the key's usage "
             + ("from before its start." if before is None else "from after its start.")
-            + " Samples are taken every METER_KEY_SAMPLE_MINUTES while OPENROUTER_API_KEY is set.",
+            + " Samples are taken every METER_KEY_SAMPLE_MINUTES while OPENROUTER_API_KEY is set. " + ONLY_OPENROUTER,
         )
         return result
     ledger = _ledger_totals(db, before["ts"], after["ts"])
@@ -97,12 +108,13 @@ def reconcile(meter, start_ms: int, end_ms: int) -> dict:
     result.update(
         ledger_nano=ledger["total"],
         confirmed_nano=ledger["confirmed"],
+        byok_provider_nano=ledger["provider"],
         openrouter_nano=openrouter,
         unattributed_nano=openrouter - ledger["total"],
         compared_from=ms_to_iso(before["ts"]),
         compared_to=ms_to_iso(after["ts"]),
         precision=f"Compared between the key-usage samples at {ms_to_iso(before['ts'])} and {ms_to_iso(after['ts'])} "
         "(OpenRouter gives running totals only, so the window is widened to the nearest samples; "
-        "answers billed across a sample time can fall on either side).",
+        "answers billed across a sample time can fall on either side). " + ONLY_OPENROUTER,
     )
     return result

@@ -120,6 +120,7 @@ def _notes(meter, where: str, params: tuple, period: Period, totals: dict, rate:
     for row in rows:
         if row["cost_source"] in words and row["n"]:
             notes.append(Paragraph(f"{row['n']} answers ({money(convert(row['cost'], rate), currency)}) were {words[row['cost_source']]}.", styles["small"]))
+    notes += _split_notes(meter, where, params, period, totals["cost"], rate, currency, styles)
     pruned = get_meta(meter.db, "retention.pruned_before")
     if pruned and int(pruned) > period.start_ms:
         notes.append(Paragraph("Answers before " + clock.ms_to_iso(int(pruned))[:10] + " were pruned by the retention policy; "
@@ -147,6 +148,27 @@ def documents(meter, period: Period):
     yield file_name("summary", None, period), summary(meter, period)
     for row in summary_rows(meter, period):
         yield file_name("statement", row["email"] or row["user_id"], period), user_statement(meter, row["user_id"], period)
+
+
+def _split_notes(meter, where: str, params: tuple, period: Period, usage_nano: int, rate: Decimal, currency: str, styles) -> list:
+    """Where bring-your-own-key answers occur, who charged the usage; and what prompt caching saved.
+    Both parts are rounded to the cent the way the usage line is, so they add up to it on paper."""
+    row = meter.db.query_one(
+        f"""SELECT coalesce(sum(provider_cost_nano), 0) AS provider, coalesce(sum(cache_discount_nano), 0) AS cache
+            FROM usage_daily WHERE (provider_cost_nano != 0 OR cache_discount_nano != 0) AND {where} AND day BETWEEN ? AND ?""",
+        (*params, *period.days),
+    )
+    notes = []
+    if row["provider"]:
+        usage, provider = convert(usage_nano, rate), convert(row["provider"], rate)
+        notes.append(Paragraph(f"Usage {money(usage, currency)} = provider {money(provider, currency)} (answers through the team's own "
+                               f"provider keys, billed by the providers) + OpenRouter {money(usage - provider, currency)} (on those answers only "
+                               "its fee).", styles["small"]))
+    if row["cache"] > 0:
+        notes.append(Paragraph(f"Saved by prompt caching: {money(convert(row['cache'], rate), currency)}.", styles["small"]))
+    elif row["cache"] < 0:
+        notes.append(Paragraph(f"Prompt caching cost {money(convert(-row['cache'], rate), currency)} more than it saved (cache writes).", styles["small"]))
+    return notes
 
 
 def statement_number(kind: str, key: str, period: Period) -> str:

@@ -62,6 +62,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("METER_LOOKUP_PAUSE_MINUTES", "int", 10, "After OpenRouter refuses the key (401/402/403), pause lookups this long before trying again.", "openrouter", minimum=1),
     _s("METER_PRICE_SYNC_HOURS", "int", 24, "How often to sync OpenRouter's model price list.", "openrouter", minimum=1),
     _s("METER_KEY_SAMPLE_MINUTES", "int", 60, "How often to sample the key's running usage from OpenRouter (GET /key) for reconciliation.", "openrouter", minimum=1),
+    _s("METER_BYOK_COST", "choice", "provider+fee", "What a bring-your-own-key (BYOK) answer costs the team: provider+fee (the provider's charge plus OpenRouter's fee), or fee (OpenRouter's fee only, for teams whose provider spend is billed elsewhere).", "openrouter", choices=("provider+fee", "fee")),
     _s("METER_WORKER_POLL_MS", "int", 500, "How often the background workers look for due work.", "openrouter", minimum=10, maximum=60000),
     # --- budgets and balances -------------------------------------------------------------------
     _s("METER_BLOCK_MESSAGE", "str", "You have used {spent} of your {limit} {period} budget. It renews on {renews}.", "Message a blocked user sees; placeholders {spent}, {limit}, {period}, {renews}.", "budgets"),

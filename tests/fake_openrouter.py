@@ -3,10 +3,14 @@
 ``FakeOpenRouter().url`` is a base like ``http://127.0.0.1:PORT/api/v1`` serving
 
 - ``GET /generation?id=gen-…``: 404 until a generation "appears" (after N misses or a delay),
-  then ``{"data": {...}}`` with the fields OpenRouter sends; 400 without ``id``;
+  then ``{"data": {...}}`` with the fields OpenRouter sends; 400 without ``id``; or, for a
+  generation registered with ``add_raw_generation``, exactly the reply the test chose (a record
+  without ``data``, a cost that is no number, text that is not JSON);
 - ``GET /models``: ``{"data": [...]}`` with prices as strings in USD per token (no key needed);
 - ``GET /key``: the key's running usage;
-- ``POST /chat/completions``: a tiny non-streamed answer whose generation is then registered.
+- ``POST /chat/completions``: a tiny non-streamed answer whose generation is then registered;
+  for a model set with ``set_byok`` it is paid with the team's own provider key (``usage.cost``
+  is OpenRouter's fee, ``usage.cost_details.upstream_inference_cost`` the provider's charge).
 
 Everything but ``/models`` needs ``Authorization: Bearer <api_key>``. Switches make it fail
 (``fail_next``), fail or hang altogether (``set_mode("500"|"429"|"timeout")``) or go away and
@@ -312,10 +316,10 @@ _KEY_ERRORS = {401: "User not found.", 402: "Insufficient credits. Add more usin
 
 
 class _Generation:
-    __slots__ = ("record", "misses_left", "visible_at")
+    __slots__ = ("record", "misses_left", "visible_at", "raw")
 
-    def __init__(self, record: dict, misses_left: int, visible_at: float):
-        self.record, self.misses_left, self.visible_at = record, misses_left, visible_at
+    def __init__(self, record: dict, misses_left: int, visible_at: float, raw: Response | None = None):
+        self.record, self.misses_left, self.visible_at, self.raw = record, misses_left, visible_at, raw
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> Response:
@@ -335,6 +339,7 @@ class FakeOpenRouter(LoopbackFake):
         self._generations: dict[str, _Generation] = {}
         self._failures: list[tuple[str, int, float | None]] = []
         self._model_errors: dict[str, tuple[int, str]] = {}
+        self._byok: dict[str, decimal.Decimal] = {}
 
     @property
     def url(self) -> str:
@@ -346,14 +351,22 @@ class FakeOpenRouter(LoopbackFake):
                        tokens_prompt: int = 10, tokens_completion: int = 20, native_tokens_prompt: int | None = None,
                        native_tokens_completion: int | None = None, native_tokens_reasoning: int = 0, native_tokens_cached: int = 0,
                        latency: int = 250, external_user: str | None = None, available_after: float = 0.0,
-                       not_found_times: int = 0, **extra) -> dict:
+                       not_found_times: int = 0, byok_provider_cost: float | None = None, **extra) -> dict:
         """Register a generation. ``/generation?id=`` answers 404 for the first ``not_found_times``
         requests and until ``available_after`` seconds from now, then 200. ``extra`` overrides or
-        adds fields (``streamed``, ``cache_discount``, ``is_byok``, ...). Returns the record."""
-        total_cost = float(total_cost)
+        adds fields (``streamed``, ``cache_discount``, ``cancelled``, ...). ``total_cost=None`` is a
+        record whose cost OpenRouter does not know yet (``"total_cost": null``). Registering the
+        same id again replaces the record. Returns the record.
+
+        As OpenRouter does: ``upstream_inference_cost`` is filled on every generation, equal to
+        ``total_cost`` unless ``byok_provider_cost`` is given: then the generation was paid with the
+        team's own provider key, ``is_byok`` is true, ``total_cost`` is only OpenRouter's fee and
+        ``upstream_inference_cost`` the provider's charge."""
+        total_cost = None if total_cost is None else float(total_cost)
+        upstream = total_cost if byok_provider_cost is None else float(byok_provider_cost)
         record = {
             "id": gen_id, "upstream_id": "chatcmpl-" + gen_id.removeprefix("gen-"), "total_cost": total_cost,
-            "cache_discount": None, "upstream_inference_cost": None,
+            "cache_discount": None, "upstream_inference_cost": upstream,
             "created_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "model": model, "app_id": None, "streamed": True, "cancelled": False, "provider_name": provider_name,
             "latency": latency, "moderation_latency": None, "generation_time": latency,
@@ -363,13 +376,19 @@ class FakeOpenRouter(LoopbackFake):
             "native_tokens_completion": tokens_completion if native_tokens_completion is None else native_tokens_completion,
             "native_tokens_completion_images": 0, "native_tokens_reasoning": native_tokens_reasoning,
             "native_tokens_cached": native_tokens_cached, "num_media_prompt": None, "num_media_completion": None,
-            "num_search_results": None, "origin": "", "usage": total_cost, "is_byok": False,
+            "num_search_results": None, "origin": "", "usage": total_cost, "is_byok": byok_provider_cost is not None,
             "external_user": external_user, "api_type": "completions",
         }
         record.update(extra)
         with self.lock:
             self._generations[gen_id] = _Generation(record, int(not_found_times), time.monotonic() + available_after)
         return copy.deepcopy(record)
+
+    def add_raw_generation(self, gen_id: str, body: object, status: int = 200) -> None:
+        """Make ``/generation?id=gen_id`` answer exactly ``body`` (dict/list: JSON, str: text) with
+        ``status``: for replies OpenRouter should never send (no ``data``, a cost that is no number)."""
+        with self.lock:
+            self._generations[gen_id] = _Generation({}, 0, 0.0, Response(status, copy.deepcopy(body)))
 
     def generation(self, gen_id: str) -> dict | None:
         """The stored record of a generation (visible yet or not), or None."""
@@ -400,6 +419,15 @@ class FakeOpenRouter(LoopbackFake):
                 self._model_errors.pop(model, None)
             else:
                 self._model_errors[model] = (status, message or f"No endpoints found for {model}.")
+
+    def set_byok(self, model: str, fee_rate: str | None = "0.05") -> None:
+        """Answer ``model`` through the team's own provider key (bring your own key): the provider
+        charges the model's price, OpenRouter only ``fee_rate`` of it. None: OpenRouter's credits again."""
+        with self.lock:
+            if fee_rate is None:
+                self._byok.pop(model, None)
+            else:
+                self._byok[model] = decimal.Decimal(fee_rate)
 
     def set_key_usage(self, total: float | None = None, daily: float | None = None, weekly: float | None = None,
                       monthly: float | None = None) -> None:
@@ -461,6 +489,8 @@ class FakeOpenRouter(LoopbackFake):
                 entry = None
             if entry is not None and time.monotonic() < entry.visible_at:
                 entry = None
+            if entry is not None and entry.raw is not None:
+                return entry.raw
             if entry is not None:
                 return Response(200, {"data": copy.deepcopy(entry.record)})
         return _error(404, "Generation not found")
@@ -503,11 +533,16 @@ class FakeOpenRouter(LoopbackFake):
         max_tokens = request.get("max_tokens")
         completion_tokens = 1
         pricing = model.get("pricing") or {}
-        cost = float(_price(pricing, "prompt") * prompt_tokens + _price(pricing, "completion") * completion_tokens + _price(pricing, "request"))
+        price = _price(pricing, "prompt") * prompt_tokens + _price(pricing, "completion") * completion_tokens + _price(pricing, "request")
+        with self.lock:
+            fee_rate = self._byok.get(model_id)
+        # with the team's own key the provider bills the price and OpenRouter only its fee
+        cost, provider_cost = (float(price), None) if fee_rate is None else (float(price * fee_rate), float(price))
         gen_id = "gen-" + uuid.uuid4().hex[:24]
         self.add_generation(gen_id, cost, model=model_id, provider_name=PROVIDERS.get(model_id.split("/")[0], "Fake"),
                             tokens_prompt=prompt_tokens, tokens_completion=completion_tokens, latency=10, streamed=False,
-                            finish_reason="length" if max_tokens == 1 else "stop", native_finish_reason="length" if max_tokens == 1 else "stop")
+                            finish_reason="length" if max_tokens == 1 else "stop", native_finish_reason="length" if max_tokens == 1 else "stop",
+                            byok_provider_cost=provider_cost)
         return Response(200, {
             "id": gen_id, "provider": PROVIDERS.get(model_id.split("/")[0], "Fake"), "model": model_id,
             "object": "chat.completion", "created": int(time.time()),
@@ -515,7 +550,8 @@ class FakeOpenRouter(LoopbackFake):
                          "native_finish_reason": "length" if max_tokens == 1 else "stop",
                          "message": {"role": "assistant", "content": "OK", "refusal": None, "reasoning": None}}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens, "cost": cost, "is_byok": False,
+                      "total_tokens": prompt_tokens + completion_tokens, "cost": cost, "is_byok": provider_cost is not None,
+                      "cost_details": {"upstream_inference_cost": cost if provider_cost is None else provider_cost},
                       "prompt_tokens_details": {"cached_tokens": 0},
                       "completion_tokens_details": {"reasoning_tokens": 0}},
         })

@@ -196,3 +196,15 @@ def test_owui_auth_and_modes(owui):
         owui_get(owui, "/api/v1/users/")
     owui.set_mode("ok")
     assert owui.url == url and owui_get(owui, "/api/v1/users/").status_code == 200
+
+
+def test_raw_generation_replies_and_unknown_costs(fake):
+    fake.add_raw_generation("gen-raw", {"data": {"id": "gen-raw", "total_cost": "lots"}})
+    fake.add_raw_generation("gen-text", "<html>502</html>", status=200)
+    fake.add_generation("gen-null", None)
+    assert generation(fake, "gen-raw").json() == {"data": {"id": "gen-raw", "total_cost": "lots"}}
+    text = generation(fake, "gen-text")
+    assert (text.status_code, text.headers["Content-Type"], text.text) == (200, "text/plain; charset=utf-8", "<html>502</html>")
+    assert generation(fake, "gen-null").json()["data"]["total_cost"] is None
+    fake.add_generation("gen-null", 0.25)  # registered again: the cost is known now
+    assert generation(fake, "gen-null").json()["data"]["total_cost"] == 0.25

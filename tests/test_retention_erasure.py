@@ -101,6 +101,6 @@ def test_anonymise_keeps_group_membership_under_the_pseudonym(client, meter, adm
         conn.execute("INSERT INTO groups (id, name, synced) VALUES ('g1', 'Team', 0)")
         conn.execute("INSERT INTO group_members (group_id, user_id) VALUES ('g1', ?)", (ADA["id"],))
     client.delete(f"/api/v1/users/{ADA['id']}", query_string={"mode": "anonymise"}, headers=admin_headers)
-    assert meter.db.query("SELECT group_id, user_id FROM group_members") == [{"group_id": "g1", "user_id": pseudonym(ADA["id"])}]
-    client.delete(f"/api/v1/users/{pseudonym(ADA['id'])}", query_string={"mode": "delete"}, headers=admin_headers)
+    assert meter.db.query("SELECT group_id, user_id FROM group_members") == [{"group_id": "g1", "user_id": pseudonym(meter, ADA["id"])}]
+    client.delete(f"/api/v1/users/{pseudonym(meter, ADA['id'])}", query_string={"mode": "delete"}, headers=admin_headers)
     assert meter.db.query("SELECT * FROM group_members") == []

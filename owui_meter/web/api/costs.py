@@ -58,6 +58,6 @@ def reconciliation():
     if start >= end:
         raise BadInput("from must be before to")
     result = reconcile(meter(), start, end)
-    for name in ("ledger", "confirmed", "openrouter", "unattributed"):
+    for name in ("ledger", "confirmed", "openrouter", "unattributed", "byok_provider"):
         result[f"{name}_usd"] = nano_to_usd(result[f"{name}_nano"])
     return jsonify(result)

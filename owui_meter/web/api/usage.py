@@ -39,6 +39,11 @@ def event_json(row: dict) -> dict:
         "cost_nano": row["cost_nano"],
         "cost_source": row["cost_source"],
         "inline_cost_usd": nano_to_usd(row["inline_cost_nano"]),
+        "openrouter_cost_nano": row["openrouter_nano"],  # what OpenRouter charged (BYOK: its fee)
+        "provider_cost_nano": row["provider_nano"],  # BYOK: what the provider charged
+        "byok": bool(row["byok"]),
+        "stopped": bool(row["cancelled"]),
+        "cache_discount_nano": row["cache_discount_nano"],
         "lookup_state": row["lookup_state"],
         "generation_ids": json.loads(row["generation_ids"]) if row.get("generation_ids") else [],
     }
