@@ -97,6 +97,7 @@ def test_the_answer_cost_limit_is_a_setting(data_dir, plugin_headers):
     (b'{"key": "n", "user": {"id": "a\\udfffb"}}', "body holds text that is not valid Unicode (a lone surrogate)"),
     (b"[" * 1000 + b"]" * 1000, "body must not nest more than 32 levels deep"),
     (b'{"key": "\xff\xfe"}', "body must be valid JSON"),
+    ('{"key": "\\ud800"}'.encode("utf-16"), "body must be valid JSON"),  # JSON is UTF-8 only
 ])
 def test_json_that_is_not_strict_is_refused(client, meter, plugin_headers, raw, error):
     for path in ("/api/v1/outlet", "/api/v1/inlet", "/api/v1/metering/record"):
