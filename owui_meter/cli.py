@@ -15,6 +15,8 @@ from .settings import SettingsError
 
 log = logging.getLogger("owui_meter")
 
+STOP_SECONDS = 0.5  # how long SIGTERM waits for background work (lookups, syncs) to finish
+
 
 def _load_settings():
     try:
@@ -52,11 +54,10 @@ def _banner(meter, url: str) -> None:
 
 
 def cmd_serve(args) -> int:
-    from waitress.server import create_server
-
     from .backup import BackupError, hold_run_lock
     from .meter import Meter
     from .web import create_app
+    from .web.server import MeterServer
 
     settings = _load_settings()
     _setup_logging(settings.METER_LOG_LEVEL)
@@ -69,16 +70,7 @@ def cmd_serve(args) -> int:
     meter = Meter.open(settings, serving=True)
     app = create_app(meter)
     try:
-        server = create_server(
-            app,
-            host=settings.METER_HOST,
-            port=settings.METER_PORT,
-            threads=settings.WORKER,
-            max_request_body_size=settings.METER_MAX_BODY_BYTES,
-            ident="owui-meter",
-            # behind a trusted proxy its X-Forwarded-* reach the app (ProxyFix in web/login.py)
-            clear_untrusted_proxy_headers=not settings.METER_TRUSTED_PROXY,
-        )
+        server = MeterServer(app, settings)
     except OSError as exc:
         print(f"owui-meter: cannot listen on {settings.METER_HOST}:{settings.METER_PORT}: {exc.strerror}", file=sys.stderr)
         meter.stop()
@@ -87,7 +79,7 @@ def cmd_serve(args) -> int:
     _banner(meter, f"http://{host}:{server.effective_port}")
 
     def on_signal(signum, frame):
-        # waitress's run() catches SystemExit, lets in-flight requests finish, then returns
+        # the server's run() catches SystemExit, answers what it received, closes the rest, returns
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -96,9 +88,17 @@ def cmd_serve(args) -> int:
     try:
         server.run()
     finally:
-        meter.stop()
+        stuck = meter.stop(timeout=STOP_SECONDS)
         run_lock.close()
         log.info("stopped")
+    if stuck:
+        # an OpenRouter lookup hanging in a worker thread would hold the exit until its timeout;
+        # what it was doing is still queued in the database and is tried again on the next start
+        log.info("not waiting for %s", ", ".join(stuck))
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

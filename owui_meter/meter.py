@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 
 from . import first_run
 from .alerts import Alerts
@@ -109,15 +110,20 @@ class Meter:
             worker.start()
         self._started = True
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> list[str]:
+        """Stop the workers (all asked at once, waited for ``timeout`` seconds in all) and close
+        the database. Returns the names of workers still stuck in a step (a network call)."""
+        stuck = []
         if self._started:
+            for worker in self.workers:
+                worker.worker.request_stop()
+            deadline = time.monotonic() + timeout
             for worker in reversed(self.workers):
-                try:
-                    worker.stop()
-                except Exception:  # one stuck worker must not keep the others running
-                    log.exception("stopping %s failed", type(worker).__name__)
+                if not worker.worker.join(max(0.0, deadline - time.monotonic())):
+                    stuck.append(worker.name)
             self._started = False
         self.db.close()
+        return stuck
 
 
 def _settle_timezone(db: Database, settings, serving: bool):

@@ -47,6 +47,8 @@ SETTINGS: tuple[Setting, ...] = (
     _s("JWT_SECRET", "str", None, "Secret that signs admin API tokens (at least 32 characters). Generated when unset.", "core", secret=True),
     _s("PASSWORD_HASH", "str", None, "argon2id hash of the 'admin' dashboard password (owui-meter hash-password). When unset, a password is generated on first run and printed once.", "core", secret=True),
     _s("METER_MAX_ANSWER_USD", "usd", "1000", "Most one answer may cost; a report above it is refused as absurd (400), never stored.", "core"),
+    _s("METER_CONNECTION_LIMIT", "int", 1000, "Most client connections held open at once. At the limit a new connection is still accepted and the one waiting longest without a complete request is closed, so idle or slow clients cannot lock the plugin out.", "core", minimum=10, maximum=100000),
+    _s("METER_CLIENT_TIMEOUT_SECONDS", "int", 30, "A connection is closed when it sits idle this long, or takes longer than this to send one whole request (trickled bytes do not extend it).", "core", minimum=1, maximum=3600),
     _s("METER_MAX_BODY_BYTES", "int", 1048576, "Largest accepted request body in bytes; larger bodies get 413.", "core", minimum=1024),
     _s("METER_TIMEZONE", "timezone", "UTC", "IANA time zone for days, weeks and months in charts, budgets and statements.", "core"),
     _s("METER_LOG_LEVEL", "choice", "INFO", "Log level.", "core", choices=("DEBUG", "INFO", "WARNING", "ERROR")),

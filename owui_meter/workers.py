@@ -34,11 +34,23 @@ class Worker:
         self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
+        self.request_stop()
+        self.join(timeout)
+
+    def request_stop(self) -> None:
+        """Ask the thread to end after its current step, without waiting."""
         self._stop.set()
         self._wake.set()
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the thread to end; False if it is still running
+        (a step stuck in a network call), in which case it is left to end on its own."""
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                return False
             self._thread = None
+        return True
 
     @property
     def running(self) -> bool:
