@@ -55,13 +55,15 @@ def _banner(meter, url: str) -> None:
 
 def cmd_serve(args) -> int:
     from .backup import BackupError, hold_run_lock
+    from .db import inspect_file, prepare_data_dir
     from .meter import Meter
     from .web import create_app
     from .web.server import MeterServer
 
     settings = _load_settings()
     _setup_logging(settings.METER_LOG_LEVEL)
-    os.makedirs(settings.METER_DATA_DIR, exist_ok=True)
+    prepare_data_dir(settings.METER_DATA_DIR)
+    inspect_file(os.path.join(settings.METER_DATA_DIR, "meter.db"))  # refused before the lock file is made
     try:
         run_lock = hold_run_lock(settings.METER_DATA_DIR)  # restore refuses while this is held
     except BackupError as exc:
@@ -454,10 +456,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .errors import CannotStart
+
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", cmd_serve)
-    return func(args) or 0
+    try:
+        return func(args) or 0
+    except CannotStart as exc:  # a file or directory it will not use: one line, nothing touched
+        print(f"owui-meter: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -13,9 +13,12 @@ import logging
 import os
 import re
 import threading
+import urllib.parse
 
 import apsw
 import apsw.bestpractice
+
+from .errors import CannotStart
 
 log = logging.getLogger("owui_meter.db")
 
@@ -48,6 +51,8 @@ def connect(path: str, *, readonly: bool = False) -> apsw.Connection:
         conn.pragma("journal_mode", "wal")
         # WAL + NORMAL: a commit survives a crash of the process (not always a power cut)
         conn.pragma("synchronous", "NORMAL")
+        # what is deleted (an erased user) is overwritten with zeros, not left in free pages
+        conn.pragma("secure_delete", True)
         conn.pragma("optimize", 0x10002)
     conn.row_trace = _dict_row
     return conn
@@ -65,10 +70,98 @@ def migrations() -> list[tuple[int, str, str]]:
     return found
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+OUR_TABLES = {"events", "users", "meta"}  # made by 0001_initial.sql: what tells our database apart
+
+
+def prepare_data_dir(directory: str) -> None:
+    """Make the data directory (0700) or check that the meter can use it; CannotStart if not.
+
+    It holds password hashes and personal data: an existing directory the meter owns is made
+    0700 as well, and the files in it are made 0600 when opened.
+    """
+    if os.path.lexists(directory) and not os.path.isdir(directory):
+        raise CannotStart(f"the data directory {directory} is not a directory")
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise CannotStart(f"cannot create the data directory {directory}: {exc.strerror}") from None
+    if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
+        raise CannotStart(f"cannot use the data directory {directory}: permission denied to user id {os.getuid()} (it needs read, write and search)")
+    _make_private(directory, 0o700)
+
+
+def _make_private(path: str, mode: int) -> None:
+    """chmod ``path`` to ``mode`` if it is ours and more open than that."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return
+    if info.st_uid == os.getuid() and info.st_mode & 0o777 != mode:
+        os.chmod(path, mode)
+
+
+def inspect_file(path: str) -> None:
+    """Refuse, before anything opens it for writing, a file the meter must not take over.
+
+    A missing or empty file is a new database. Anything else must be an SQLite database whose
+    tables are ours, at a schema version this meter knows. Reading happens without locks or
+    journal files (immutable) when there is no WAL to read, so a refused file is left as it was.
+    Raises CannotStart naming the file and what is wrong.
+    """
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(100)
+            size = os.fstat(fh.fileno()).st_size
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        raise CannotStart(f"{path} is a directory, not a database file") from None
+    except OSError as exc:
+        raise CannotStart(f"cannot read {path}: {exc.strerror}") from None
+    if size == 0:
+        return
+    if not header.startswith(SQLITE_HEADER):
+        raise CannotStart(f"{path} is not an SQLite database (it does not start with SQLite's header): move it away or restore a backup")
+    if len(header) < 100:
+        raise CannotStart(f"{path} is truncated: {size} bytes, less than SQLite's 100-byte header")
+    wal = path + "-wal"
+    has_wal = os.path.exists(wal) and os.path.getsize(wal) > 0
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    header_size_valid = header[24:28] == header[92:96]  # SQLite's own rule for trusting the page count
+    if not has_wal and header_size_valid and size < pages * page_size:
+        raise CannotStart(f"{path} is truncated: {size} bytes where its header says {pages * page_size}; restore a backup")
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + ("?mode=ro" if has_wal else "?immutable=1")
+    try:
+        conn = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+        try:
+            version = conn.execute("PRAGMA user_version").fetchall()[0][0]
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        finally:
+            conn.close()
+    except apsw.Error as exc:
+        raise CannotStart(f"{path} cannot be read as a database ({exc}): move it away or restore a backup") from None
+    if not tables and version == 0:
+        return  # an empty database: ours to set up
+    if not OUR_TABLES <= tables:
+        shown = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
+        raise CannotStart(f"{path} is not an owui-meter database (its tables: {shown or 'none'}); point METER_DATA_DIR at another directory")
+    _refuse_newer(path, version)
+
+
+def _refuse_newer(path: str, version: int) -> None:
+    newest = migrations()[-1][0]
+    if version > newest:
+        raise CannotStart(f"{path} comes from a newer owui-meter (schema version {version}; this one knows up to {newest}): upgrade owui-meter or restore a backup made by this version")
+
+
 def migrate(conn: apsw.Connection) -> list[str]:
     """Apply the migrations newer than the file's user_version; returns their names."""
     applied = []
     current = conn.execute("PRAGMA user_version").fetchall()[0]["user_version"]
+    _refuse_newer(conn.filename, current)  # again: a WAL not checkpointed may hold a newer version
     for number, name, sql in migrations():
         if number <= current:
             continue
@@ -100,9 +193,15 @@ class Database:
     """The meter's database file: a locked writer and per-thread readers."""
 
     def __init__(self, path: str):
+        """Open the database at ``path`` (made, 0600, if missing) and migrate it. Raises CannotStart
+        for a file the meter will not use (see :func:`inspect_file`)."""
         self.path = path
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
+        prepare_data_dir(os.path.dirname(os.path.abspath(path)))
+        inspect_file(path)
+        if not os.path.exists(path):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # SQLite gives -wal and -shm its mode
+        for name in (path, path + "-wal", path + "-shm"):
+            _make_private(name, 0o600)
         self._write_lock = threading.Lock()
         self._after_commit: list = []
         self._pending: list[_Job] = []
@@ -110,8 +209,15 @@ class Database:
         self._local = threading.local()
         self._readers: list[apsw.Connection] = []
         self._readers_lock = threading.Lock()
-        self._writer = connect(path)
-        self.applied_migrations = migrate(self._writer)
+        try:
+            self._writer = connect(path)
+        except apsw.Error as exc:
+            raise CannotStart(f"cannot open {path}: {exc}") from None
+        try:
+            self.applied_migrations = migrate(self._writer)
+        except BaseException:
+            self._writer.close()
+            raise
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -198,6 +304,13 @@ class Database:
             self._writer.execute("BEGIN IMMEDIATE")
             self._writer.execute("ROLLBACK")
         return True
+
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database file and empty it (after an erasure, so what was erased
+        is in neither file). False if a long read kept it from finishing; the next one will."""
+        with self._write_lock:
+            busy = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()[0]["busy"]
+        return not busy
 
     # --- reads ----------------------------------------------------------------------------
 

@@ -106,4 +106,5 @@ def erase_user(meter, user_id: str, mode: str, actor: str) -> dict | None:
         conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
         _scrub_audit(conn, user_id, alias)
         audit.record(conn, actor, f"user.{mode}", {"user": alias, "answers": counted})
+    meter.db.checkpoint()  # the old rows live on in the WAL until it is copied back and emptied
     return {"mode": mode, "answers": counted}

@@ -1,4 +1,5 @@
-"""The meter's own exceptions for bad requests; the web layer turns them into 400 and 401."""
+"""The meter's own exceptions: bad requests (the web layer turns them into 400 and 401), and what
+it finds on disk that it will not start on (the CLI prints it and exits 2)."""
 
 from __future__ import annotations
 
@@ -9,3 +10,8 @@ class BadInput(ValueError):
 
 class Unauthorized(Exception):
     """Missing or wrong credentials."""
+
+
+class CannotStart(Exception):
+    """A file or directory the meter will not use, or not touch; ``str(exc)`` is one line that
+    names it and says what is wrong."""

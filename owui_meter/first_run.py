@@ -16,6 +16,8 @@ import secrets
 
 from . import clock
 from .auth import hash_password
+from .db import prepare_data_dir
+from .errors import CannotStart
 
 SECRETS_FILE = "secrets.json"
 
@@ -25,12 +27,24 @@ def _secrets_path(settings) -> str:
 
 
 def _read_stored(path: str) -> dict:
+    """The stored secrets; CannotStart (never a rewrite) when the file is there but unusable."""
     try:
         with open(path, encoding="utf-8") as fh:
             stored = json.load(fh)
     except FileNotFoundError:
         return {}
-    return stored if isinstance(stored, dict) else {}
+    except OSError as exc:
+        raise CannotStart(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CannotStart(f"{path} is not valid JSON (not UTF-8 text); fix or remove it (removing it makes new keys)") from None
+    except json.JSONDecodeError as exc:
+        raise CannotStart(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); fix or remove it (removing it makes new keys)") from None
+    if not isinstance(stored, dict):
+        raise CannotStart(f"{path} must hold a JSON object of secrets, not {type(stored).__name__}; fix or remove it (removing it makes new keys)")
+    for name, value in stored.items():
+        if not isinstance(value, str) or not value:
+            raise CannotStart(f"{path}: {name} must be a non-empty string")
+    return stored
 
 
 def _write_stored(path: str, stored: dict) -> None:
@@ -73,7 +87,7 @@ def pseudonym_key(data_dir: str) -> bytes:
 
 def complete_secrets(settings):
     """Settings with API_KEY and JWT_SECRET filled in; and the names generated just now."""
-    os.makedirs(settings.METER_DATA_DIR, exist_ok=True)
+    prepare_data_dir(settings.METER_DATA_DIR)
     path = _secrets_path(settings)
     generated, changes = [], {}
     makers = {"API_KEY": lambda: "om_" + secrets.token_urlsafe(32), "JWT_SECRET": lambda: secrets.token_urlsafe(48)}

@@ -61,9 +61,10 @@ class Meter:
     @classmethod
     def open(cls, settings, *, serving: bool = False) -> "Meter":
         """Open (and migrate) the database in ``METER_DATA_DIR`` and build the meter on it."""
-        settings, generated = first_run.complete_secrets(settings)
+        # the database first: a file the meter refuses must not get a secrets.json beside it
         db = Database(os.path.join(settings.METER_DATA_DIR, "meter.db"))
         try:
+            settings, generated = first_run.complete_secrets(settings)
             settings = _settle_byok_cost(db, _settle_timezone(db, settings, serving), serving)
             meter = cls(settings, db, serving=serving)
             meter.generated = generated

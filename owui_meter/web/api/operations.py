@@ -4,9 +4,10 @@ users and groups from Open WebUI now."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
-from flask import Blueprint, abort, after_this_request, g, jsonify, request, send_file
+from flask import Blueprint, abort, g, jsonify, request, send_file
 
 from ...backup import backup
 from ...erasure import erase_user
@@ -21,17 +22,21 @@ bp = Blueprint("operations", __name__, url_prefix="/api/v1")
 @bp.get("/backup")
 @require_admin
 def download_backup():
-    """A consistent copy of the database, made now."""
+    """A consistent copy of the database, made now.
+
+    The copy's file is removed as soon as it is open, before a byte is sent: the download reads
+    the open file, and nothing is left in the temp directory whatever the client does (a cleanup
+    hook on the response never ran under waitress).
+    """
     m = meter()
     folder = tempfile.mkdtemp(prefix="owui-meter-backup-")
-    path = backup(m.db.path, os.path.join(folder, "meter-backup.db"))
-
-    @after_this_request
-    def _clean(response):
-        response.call_on_close(lambda: (os.remove(path), os.rmdir(folder)))
-        return response
-
-    return send_file(path, as_attachment=True, download_name="owui-meter-backup.db", mimetype="application/vnd.sqlite3")
+    try:
+        path = backup(m.db.path, os.path.join(folder, "meter-backup.db"))
+        stream = open(path, "rb")
+        os.remove(path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return send_file(stream, as_attachment=True, download_name="owui-meter-backup.db", mimetype="application/vnd.sqlite3")
 
 
 @bp.delete("/users/<user_id>")
