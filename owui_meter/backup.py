@@ -57,13 +57,13 @@ def backup(db_path: str, dest: str) -> str:
     conn = connect(db_path, readonly=True)
     try:
         conn.execute("VACUUM INTO ?", (tmp,))
+        check(tmp)
+    except BaseException:
+        if os.path.exists(tmp):  # a half-made copy (a full disk) must not keep the space it took
+            os.remove(tmp)
+        raise
     finally:
         conn.close()
-    try:
-        check(tmp)
-    except BackupError:
-        os.remove(tmp)
-        raise
     os.chmod(tmp, 0o600)
     os.replace(tmp, dest)
     return dest
@@ -116,7 +116,7 @@ class DailyBackups(Job):
         self.last: str | None = None
 
     def step(self) -> float:
-        os.makedirs(self.folder, exist_ok=True)
+        os.makedirs(self.folder, mode=0o700, exist_ok=True)  # full copies: as private as meter.db
         existing = sorted(f for f in os.listdir(self.folder) if f.startswith("meter-") and f.endswith(".db"))
         newest_age = None
         if existing:

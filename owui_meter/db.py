@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import threading
+import time
 import urllib.parse
 
 import apsw
@@ -23,6 +24,8 @@ from .errors import CannotStart
 log = logging.getLogger("owui_meter.db")
 
 BUSY_TIMEOUT_MS = 5000
+DISK_FULL_LOG_SECONDS = 60  # at most one log line per this many seconds while the disk is full
+LOW_SPACE_BYTES = 64 * 1024  # below this, the disk counts as full even before a write fails
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _logging_forwarded = False
 
@@ -53,7 +56,10 @@ def connect(path: str, *, readonly: bool = False) -> apsw.Connection:
         conn.pragma("synchronous", "NORMAL")
         # what is deleted (an erased user) is overwritten with zeros, not left in free pages
         conn.pragma("secure_delete", True)
-        conn.pragma("optimize", 0x10002)
+        try:
+            conn.pragma("optimize", 0x10002)
+        except apsw.FullError:
+            pass  # only an optimisation: a full disk must not stop the meter from starting
     conn.row_trace = _dict_row
     return conn
 
@@ -204,6 +210,8 @@ class Database:
             _make_private(name, 0o600)
         self._write_lock = threading.Lock()
         self._after_commit: list = []
+        self.full_since: float | None = None  # time.time() writes began failing for lack of space
+        self._full_logged: float | None = None
         self._pending: list[_Job] = []
         self._pending_lock = threading.Lock()
         self._local = threading.local()
@@ -215,6 +223,9 @@ class Database:
             raise CannotStart(f"cannot open {path}: {exc}") from None
         try:
             self.applied_migrations = migrate(self._writer)
+        except apsw.FullError:
+            self._writer.close()
+            raise CannotStart(f"cannot upgrade {path} to this version's schema: {free_space_text(path)}") from None
         except BaseException:
             self._writer.close()
             raise
@@ -271,11 +282,14 @@ class Database:
         try:
             yield conn
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if not conn.get_autocommit():
                 conn.execute("ROLLBACK")
             self._after_commit.clear()
+            if isinstance(exc, apsw.FullError):
+                self._out_of_space()
             raise
+        self._space_back()
         self._run_after_commit()
 
     def _run_batch(self, batch: list["_Job"]) -> None:
@@ -288,6 +302,8 @@ class Database:
                         conn.execute("SAVEPOINT job")
                         try:
                             entry.result = entry.job(conn)
+                        except apsw.FullError:
+                            raise  # the disk is full: the whole batch fails, nothing is acknowledged
                         except Exception as exc:
                             conn.execute("ROLLBACK TO job")
                             entry.error = exc
@@ -304,6 +320,38 @@ class Database:
             self._writer.execute("BEGIN IMMEDIATE")
             self._writer.execute("ROLLBACK")
         return True
+
+    # --- disk space --------------------------------------------------------------------------
+
+    def space_problem(self) -> str | None:
+        """Why writes fail (or are about to) for lack of disk space; None when there is room.
+
+        After a write failed for lack of space, a small real write tells whether space is back,
+        so the meter recovers without a restart as soon as something frees room.
+        """
+        if self.full_since is not None:
+            try:
+                with self.write() as conn:
+                    set_meta(conn, "disk.checked", str(int(time.time())))
+            except apsw.FullError:
+                return f"disk full: writes fail since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.full_since))}; {free_space_text(self.path)}"
+        free = free_bytes(self.path)
+        if free is not None and free < LOW_SPACE_BYTES:
+            return f"disk full: {free_space_text(self.path)}"
+        return None
+
+    def _out_of_space(self) -> None:
+        now = time.monotonic()
+        if self.full_since is None:
+            self.full_since = time.time()
+        if self._full_logged is None or now - self._full_logged >= DISK_FULL_LOG_SECONDS:
+            self._full_logged = now
+            log.error("disk full: writes to %s fail (%s); plugin writes answer 503 until space is freed", self.path, free_space_text(self.path))
+
+    def _space_back(self) -> None:
+        if self.full_since is not None:
+            self.full_since = None
+            log.warning("disk space is back: writes to %s work again", self.path)
 
     def checkpoint(self) -> bool:
         """Copy the WAL into the database file and empty it (after an erasure, so what was erased
@@ -354,3 +402,18 @@ def get_meta(db: Database, key: str, default: str | None = None) -> str | None:
 def set_meta(conn, key: str, value: str) -> None:
     """Inside a write transaction: ``with db.write() as conn: set_meta(conn, k, v)``."""
     conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+def free_bytes(path: str) -> int | None:
+    """Bytes an unprivileged writer may still use on the filesystem holding ``path``."""
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def free_space_text(path: str) -> str:
+    free = free_bytes(path)
+    where = os.path.dirname(os.path.abspath(path))
+    return f"{free} bytes free in {where}" if free is not None else f"free space in {where} unknown"

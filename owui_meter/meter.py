@@ -13,12 +13,15 @@ import logging
 import os
 import time
 
+import apsw
+
 from . import first_run
 from .alerts import Alerts
 from .backup import DailyBackups
 from .budgets import Budgets
 from .costs import Resolver
 from .db import Database, get_meta, set_meta
+from .errors import CannotStart
 from .ledger import BYOK_COST_KEY, Ledger
 from .notices import outlet_notice
 from .owui_sync import OpenWebUISync
@@ -69,9 +72,18 @@ class Meter:
             meter = cls(settings, db, serving=serving)
             meter.generated = generated
             if serving:
-                meter.generated_password = first_run.ensure_admin(db, settings)
-                meter.ledger.follow_byok_cost()  # first: a time zone rebuild then starts from the new costs
+                try:
+                    meter.generated_password = first_run.ensure_admin(db, settings)
+                except apsw.FullError:
+                    pass  # said just below; the admin stays as stored
+                try:
+                    meter.ledger.follow_byok_cost()  # first: a time zone rebuild then starts from the new costs
+                except apsw.FullError:
+                    _refuse_to_start_split(db, BYOK_COST_KEY, "METER_BYOK_COST", settings.METER_BYOK_COST)
                 meter._follow_timezone()
+                full = db.space_problem()
+                if full:
+                    log.error("%s: starting read-only (reads, the dashboard and budget checks work; writes answer 503 until space is freed)", full)
         except BaseException:
             db.close()
             raise
@@ -97,12 +109,15 @@ class Meter:
         zone = self.settings.METER_TIMEZONE
         if stored == zone:
             return
-        with self.db.write() as conn:
-            if stored is not None:
-                count = self.ledger.rebuild_daily(conn)
-                self.budgets.rebuild_spend(conn)
-                log.info("time zone changed from %s to %s: daily totals and spend rebuilt from %d events", stored, zone, count)
-            set_meta(conn, TIMEZONE_KEY, zone)
+        try:
+            with self.db.write() as conn:
+                if stored is not None:
+                    count = self.ledger.rebuild_daily(conn)
+                    self.budgets.rebuild_spend(conn)
+                    log.info("time zone changed from %s to %s: daily totals and spend rebuilt from %d events", stored, zone, count)
+                set_meta(conn, TIMEZONE_KEY, zone)
+        except apsw.FullError:
+            _refuse_to_start_split(self.db, TIMEZONE_KEY, "METER_TIMEZONE", zone)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -125,6 +140,15 @@ class Meter:
             self._started = False
         self.db.close()
         return stuck
+
+
+def _refuse_to_start_split(db: Database, key: str, name: str, value: str) -> None:
+    """A full disk kept the server from moving stored figures to a changed setting: running on
+    figures kept under the old one would split them, so refuse (CannotStart) unless nothing was
+    stored yet."""
+    stored = get_meta(db, key)
+    if stored is not None and stored != value:
+        raise CannotStart(f"cannot move the stored figures from {name}={stored} to {value}: the disk is full; free space or set {name}={stored}")
 
 
 def _settle_timezone(db: Database, settings, serving: bool):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 
+import apsw
+
 log = logging.getLogger("owui_meter")
 
 
@@ -60,6 +62,8 @@ class Worker:
         while not self._stop.is_set():
             try:
                 delay = self._step()
+            except apsw.FullError:  # the database logs a full disk, once a minute: no traceback here
+                delay = self._error_delay
             except Exception:
                 log.exception("%s: step failed; trying again in %.0f s", self.name, self._error_delay)
                 delay = self._error_delay

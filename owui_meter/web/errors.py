@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 
+import apsw
 from flask import jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..errors import BadInput, Unauthorized
 
 log = logging.getLogger("owui_meter")
+
+DISK_FULL_RETRY_SECONDS = 30
 
 
 def wants_json() -> bool:
@@ -53,6 +56,13 @@ def init_app(app) -> None:
             413: f"request body too large (limit {app.config.get('MAX_CONTENT_LENGTH')} bytes)",
         }
         return error_response(exc.code or 500, messages.get(exc.code, exc.description or exc.name))
+
+    @app.errorhandler(apsw.FullError)
+    def disk_full(exc):
+        # nothing was stored; the database logs the full disk once a minute, so no line here
+        response = error_response(503, "the meter's disk is full: nothing was stored, try again later")
+        response.headers["Retry-After"] = str(DISK_FULL_RETRY_SECONDS)
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import apsw
 from flask import Blueprint, jsonify, request
 
 from ... import ingest
@@ -24,7 +25,10 @@ def inlet():
     """May this user chat now? Records the user; the budget rules decide."""
     parsed = ingest.parse_inlet(json_body())
     m = meter()
-    m.ledger.see_user(parsed["user"])
+    try:
+        m.ledger.see_user(parsed["user"])
+    except apsw.FullError:
+        pass  # a full disk (logged by the database) must not switch budgets off: decide anyway
     allow, message = m.inlet_policy(parsed)
     return jsonify({"allow": allow, "message": message})
 
