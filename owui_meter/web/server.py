@@ -32,6 +32,7 @@ log = logging.getLogger("owui_meter")
 
 SHUTDOWN_GRACE_SECONDS = 1.0  # what in-flight requests get to finish after SIGTERM
 FILES_HELD_BACK = 64  # file descriptors kept for the database, logs and outgoing requests
+LIMIT_LOG_SECONDS = 60  # at most one log line a minute about connections closed to make room
 
 
 class _Channel(HTTPChannel):
@@ -57,6 +58,7 @@ class _Listener(TcpWSGIServer):
     """One listening socket: accepts past the limit by closing the longest-waiting idle connection."""
 
     channel_class = _Channel
+    limit_logged = -LIMIT_LOG_SECONDS
 
     def readable(self):
         now = time.time()
@@ -76,11 +78,21 @@ class _Listener(TcpWSGIServer):
             return  # everyone is being answered: the newest connection waits its turn like them
         oldest = min(idle, key=lambda c: c.waiting_since)
         oldest.handle_close()
+        now = time.monotonic()
+        if now - self.limit_logged >= LIMIT_LOG_SECONDS:
+            self.limit_logged = now
+            log.warning("%d connections open (METER_CONNECTION_LIMIT): closing the ones waiting longest without a request", self.adj.connection_limit)
 
     def maintenance(self, now):
         cutoff = now - self.adj.channel_timeout
         for channel in list(self.active_channels.values()):
-            if not channel.busy and channel.waiting_since < cutoff:
+            if channel.requests:
+                continue  # being answered
+            if channel.total_outbufs_len:
+                stalled = channel.last_activity < cutoff  # an answer the client does not read
+            else:
+                stalled = channel.waiting_since < cutoff
+            if stalled:
                 channel.will_close = True
 
 
