@@ -3,6 +3,11 @@
 WAL mode lets readers run while the writer writes. Every write goes through :meth:`Database.write`,
 so SQLite never sees two writers from this process. Migrations in ``migrations/NNNN_name.sql`` are
 applied in order at open, tracked with ``PRAGMA user_version``.
+
+Before opening, a file that is not the meter's own (another application's, a newer schema,
+garbage, truncated) is refused untouched (:func:`inspect_file`); the files are kept 0600 in a 0700
+directory. A write that fails for lack of disk space is noted (logged once a minute) and
+reported by :meth:`Database.space_problem` until a write works again.
 """
 
 from __future__ import annotations
@@ -104,7 +109,10 @@ def _make_private(path: str, mode: int) -> None:
     except FileNotFoundError:
         return
     if info.st_uid == os.getuid() and info.st_mode & 0o777 != mode:
-        os.chmod(path, mode)
+        try:
+            os.chmod(path, mode)
+        except OSError:
+            pass  # a read-only mount: the meter still works, the mode stays as the admin set it
 
 
 def inspect_file(path: str) -> None:
@@ -355,9 +363,16 @@ class Database:
 
     def checkpoint(self) -> bool:
         """Copy the WAL into the database file and empty it (after an erasure, so what was erased
-        is in neither file). False if a long read kept it from finishing; the next one will."""
+        is in neither file). False, with a warning, when it could not finish: a read that kept
+        running through the busy timeout, or a full disk."""
         with self._write_lock:
-            busy = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()[0]["busy"]
+            try:
+                busy = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()[0]["busy"]
+            except apsw.FullError:
+                self._out_of_space()
+                busy = True
+        if busy:
+            log.warning("the WAL of %s could not be emptied now; the next checkpoint empties it", self.path)
         return not busy
 
     # --- reads ----------------------------------------------------------------------------
