@@ -120,7 +120,7 @@ def inspect_file(path: str) -> None:
 
     A missing or empty file is a new database. Anything else must be an SQLite database whose
     tables are ours, at a schema version this meter knows. Reading happens without locks or
-    journal files (immutable) when there is no WAL to read, so a refused file is left as it was.
+    journal files (immutable) when nothing else uses the file, so a refused file is left as it was.
     Raises CannotStart naming the file and what is wrong.
     """
     try:
@@ -147,7 +147,10 @@ def inspect_file(path: str) -> None:
     header_size_valid = header[24:28] == header[92:96]  # SQLite's own rule for trusting the page count
     if not has_wal and header_size_valid and size < pages * page_size:
         raise CannotStart(f"{path} is truncated: {size} bytes where its header says {pages * page_size}; restore a backup")
-    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + ("?mode=ro" if has_wal else "?immutable=1")
+    # immutable (no locks, no -shm made) only when no process can be using the file: with a WAL or
+    # -shm beside it a server may be writing, and an ordinary read-only connection is safe
+    in_use = has_wal or os.path.exists(path + "-shm")
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + ("?mode=ro" if in_use else "?immutable=1")
     try:
         conn = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
         try:

@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 
 import apsw
 import pytest
@@ -250,3 +251,20 @@ def test_migrate_refuses_a_newer_version_found_only_in_the_wal(tmp_path):
     with pytest.raises(dbmod.CannotStart, match="newer owui-meter"):
         dbmod.migrate(conn)
     db.close()
+
+
+def test_a_command_beside_a_server_reads_the_database_after_an_erasure_emptied_the_wal(meter_process, data_dir, tmp_path):
+    from conftest import JWT_SECRET
+    from owui_meter.auth import create_token
+
+    meter = meter_process()
+    for user in (ADA, BOB):
+        assert requests.post(meter.url + "/api/v1/outlet", json=outlet_body(key=user["id"], user=user), headers=PLUGIN, timeout=5).status_code == 202
+    token = create_token(JWT_SECRET, days=1)
+    erased = requests.delete(f"{meter.url}/api/v1/users/{ADA['id']}?mode=delete", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert erased.status_code == 200
+    assert (data_dir / "meter.db-wal").stat().st_size == 0  # the checkpoint emptied it; the server still runs
+    result = run_meter(data_dir, "report", "--month", time.strftime("%Y-%m", time.gmtime()), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    written = result.stdout.split()
+    assert written and all(path.endswith(".pdf") and open(path, "rb").read(5) == b"%PDF-" for path in written)
