@@ -47,7 +47,8 @@ CREATE TABLE usage_day_source (
 ) WITHOUT ROWID;
 INSERT INTO usage_day_source SELECT day, source, sum(answers), sum(prompt_tokens), sum(completion_tokens), sum(reasoning_tokens), sum(cached_tokens), sum(cost_nano), sum(confirmed_cost_nano) FROM usage_daily GROUP BY day, source;
 
-CREATE INDEX usage_day_user_user ON usage_day_user (user_id, day);
+-- covering what the users list and the top users group by: no table lookups, no sort by user
+CREATE INDEX usage_day_user_user ON usage_day_user (user_id, day, cost_nano, answers);
 
 CREATE TRIGGER usage_daily_rollup_insert AFTER INSERT ON usage_daily BEGIN
     INSERT INTO usage_day_user VALUES (NEW.day, NEW.user_id, NEW.answers, NEW.prompt_tokens, NEW.completion_tokens, NEW.reasoning_tokens, NEW.cached_tokens, NEW.cost_nano, NEW.confirmed_cost_nano)

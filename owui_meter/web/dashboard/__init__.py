@@ -27,15 +27,24 @@ def picked_period() -> tuple[Period, dict]:
 def totals(period: Period, user_id: str | None = None) -> dict:
     """The period's cost, confirmed part, answers, tokens and active users (of one user, or all).
 
-    Read from the day × user rollup: as many rows as the team has people, however many answers."""
-    where, params = ("user_id = ? AND ", (user_id,)) if user_id else ("", ())
-    return meter().db.query_one(
+    Read from the rollups: days × sources for everyone, days for one user, however many answers."""
+    db = meter().db
+    if user_id:
+        table, where, params = "usage_day_user", "user_id = ? AND ", (user_id,)
+    else:
+        table, where, params = "usage_day_source", "", ()
+    row = db.query_one(
         f"""SELECT coalesce(sum(cost_nano), 0) AS cost, coalesce(sum(confirmed_cost_nano), 0) AS confirmed,
                    coalesce(sum(answers), 0) AS answers, coalesce(sum(prompt_tokens), 0) AS prompt,
-                   coalesce(sum(completion_tokens), 0) AS completion, count(DISTINCT nullif(user_id, ?)) AS users
-            FROM usage_day_user WHERE {where}day BETWEEN ? AND ?""",
-        (UNATTRIBUTED, *params, *period.days),
+                   coalesce(sum(completion_tokens), 0) AS completion
+            FROM {table} WHERE {where}day BETWEEN ? AND ?""",
+        (*params, *period.days),
     )
+    row["users"] = db.query_one(
+        f"SELECT count(DISTINCT nullif(user_id, ?)) AS n FROM usage_day_user WHERE {where}day BETWEEN ? AND ?",
+        (UNATTRIBUTED, *params, *period.days),
+    )["n"]
+    return row
 
 
 def daily_points(period: Period, user_id: str | None = None) -> list[tuple[str, int]]:
