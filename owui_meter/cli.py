@@ -69,12 +69,16 @@ def cmd_serve(args) -> int:
     meter = Meter.open(settings, serving=True)
     app = create_app(meter)
     try:
+        # pass-through streams hold a thread (and a connection) each for minutes: they get their
+        # own, so WORKER threads stay free for the plugin and the dashboard
+        streams = settings.METER_PASSTHROUGH_STREAMS if settings.METER_PASSTHROUGH else 0
         server = create_server(
             app,
             host=settings.METER_HOST,
             port=settings.METER_PORT,
-            threads=settings.WORKER,
-            max_request_body_size=settings.METER_MAX_BODY_BYTES,
+            threads=settings.WORKER + streams,
+            connection_limit=100 + streams,
+            max_request_body_size=max(settings.METER_MAX_BODY_BYTES, settings.METER_PASSTHROUGH_MAX_BODY_BYTES if streams else 0),
             ident="owui-meter",
             # behind a trusted proxy its X-Forwarded-* reach the app (ProxyFix in web/login.py)
             clear_untrusted_proxy_headers=not settings.METER_TRUSTED_PROXY,
