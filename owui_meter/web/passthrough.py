@@ -251,9 +251,12 @@ class Relay:
         self._closed = True
         try:
             self.upstream.close()
-        finally:
+            self._record()
+        finally:  # recorded before the slot is given back: in_flight 0 means every record is buffered
             self.passthrough.count("in_flight", -1)
             self.forwarder.slots.release()
+
+    def _record(self) -> None:
         if self.watcher is None:
             return
         try:
