@@ -11,8 +11,9 @@
 - ``POST /chat/completions``: a tiny non-streamed answer whose generation is then registered;
   for a model set with ``set_byok`` it is paid with the team's own provider key (``usage.cost``
   is OpenRouter's fee, ``usage.cost_details.upstream_inference_cost`` the provider's charge); or
-  with ``"stream": true`` a streamed one (``stream_words`` chunks, ``stream_delay`` seconds apart)
-  ending in a usage chunk with the cost, as OpenRouter sends it.
+  with ``"stream": true`` a streamed one (``stream_words`` chunks, ``stream_delay`` seconds apart,
+  or per request the ``X-Fake-Stream-Words`` / ``-Delay`` headers) ending in a usage chunk with
+  the cost, as OpenRouter sends it.
 
 Everything but ``/models`` needs ``Authorization: Bearer <api_key>``. Switches make it fail
 (``fail_next``), fail or hang altogether (``set_mode("500"|"429"|"timeout")``) or go away and
@@ -505,6 +506,8 @@ class FakeOpenRouter(LoopbackFake):
             _, status, retry_after = failure
             return _error(status, _KEY_ERRORS.get(status, "Injected failure"),
                           {"Retry-After": _seconds(retry_after)} if retry_after is not None else None)
+        if path == "/chat/completions":
+            return self._post_chat(query, body, headers)
         return route(query, body)
 
     def _get_generation(self, query, body) -> Response:
@@ -542,7 +545,7 @@ class FakeOpenRouter(LoopbackFake):
             "is_free_tier": False, "is_provisioning_key": False,
         }})
 
-    def _post_chat(self, query, body) -> Response:
+    def _post_chat(self, query, body, headers=None) -> Response:
         try:
             request = json.loads(body or b"null")
         except ValueError:
@@ -561,7 +564,13 @@ class FakeOpenRouter(LoopbackFake):
         prompt_tokens = max(1, len(text) // 4) + 4 * len(request["messages"])
         max_tokens = request.get("max_tokens")
         if request.get("stream") is True:
-            return self._stream_chat(model, prompt_tokens)
+            # a caller (the benchmark) may ask for its own pace: X-Fake-Stream-Words / -Delay
+            try:
+                words = int(headers.get("X-Fake-Stream-Words")) if headers and headers.get("X-Fake-Stream-Words") else self.stream_words
+                delay = float(headers.get("X-Fake-Stream-Delay")) if headers and headers.get("X-Fake-Stream-Delay") else self.stream_delay
+            except ValueError:
+                return _error(400, "X-Fake-Stream-Words / -Delay must be numbers")
+            return self._stream_chat(model, prompt_tokens, words, delay)
         completion_tokens = 1
         pricing = model.get("pricing") or {}
         price = _price(pricing, "prompt") * prompt_tokens + _price(pricing, "completion") * completion_tokens + _price(pricing, "request")
@@ -588,13 +597,12 @@ class FakeOpenRouter(LoopbackFake):
         })
 
 
-    def _stream_chat(self, model: dict, prompt_tokens: int) -> Response:
+    def _stream_chat(self, model: dict, prompt_tokens: int, words: int, delay: float) -> Response:
         """A streamed answer shaped like OpenRouter's (see the fixtures' api-stream.response-lines):
         a processing comment, one chunk per word with the generation id, a finish chunk, a usage
         chunk with the cost, ``[DONE]``. The generation is registered before the first byte."""
         model_id = model["id"]
         provider = PROVIDERS.get(model_id.split("/")[0], "Fake")
-        words, delay = self.stream_words, self.stream_delay
         pricing = model.get("pricing") or {}
         cost = float(_price(pricing, "prompt") * prompt_tokens + _price(pricing, "completion") * words + _price(pricing, "request"))
         gen_id = "gen-" + uuid.uuid4().hex[:24]
