@@ -324,8 +324,8 @@ class Passthrough(Job):
         marks = ", ".join("?" for _ in event.generation_ids)
         billed = conn.execute(
             f"""SELECT e.* FROM generations g JOIN events e ON e.id = g.event_id
-                WHERE g.id IN ({marks}) AND e.key = '{KEY_PREFIX}' || g.id ORDER BY e.id""",
-            event.generation_ids,
+                WHERE g.id IN ({marks}) AND e.key = ? || g.id ORDER BY e.id""",
+            (*event.generation_ids, KEY_PREFIX),
         ).fetchall()
         if not billed:
             return None

@@ -334,6 +334,7 @@ def test_signed_user_header_decides_who_and_a_request_without_a_valid_one_is_nev
     assert len(fake.chat_requests) == forwarded  # none of them reached OpenRouter
     # the model list needs no user (Open WebUI fetches it without one)
     assert requests.get(live.url + "/openrouter/v1/models", timeout=10).status_code == 200
+    assert requests.head(live.url + "/openrouter/v1/models", timeout=10).status_code == 501  # the fake's own answer to HEAD
     assert requests.get(live.url + "/openrouter/v1/models", headers={"X-OpenWebUI-User-Jwt": "not-a-jwt"}, timeout=10).status_code == 401
     settle(live, now)
     [event] = events(live)
@@ -631,3 +632,22 @@ def test_erasing_a_user_removes_their_pass_through_rows(live, now):
     assert requests.delete(live.url + f"/api/v1/users/{ADA['id']}", params={"mode": "delete"}, headers=admin, timeout=10).status_code == 200
     rows = live.meter.db.query("SELECT user_id, chat_id FROM passthrough_generations")
     assert rows == [{"user_id": BOB["id"], "chat_id": None}]
+
+
+def test_generations_are_confirmed_with_openrouter_whichever_way_they_were_billed(start, fake, now):
+    live = start(OPENROUTER_API_KEY=OPENROUTER_KEY)
+    task = chat(live, owui_headers(ADA, chat_id="chat-1"), content="### Task:\nGenerate 1-3 broad tags")
+    api = chat(live, owui_headers(ADA))  # the plugin reports it without an id
+    buffered(live)
+    live.meter.passthrough.flush()
+    used = usage(api)
+    answer = outlet(live, "msg_api", [], cost=used["cost"], prompt=used["prompt_tokens"], completion=used["completion_tokens"],
+                    chat_id="", source="api")
+    settle(live, now)
+    live.meter.resolver.run_once()
+    rows = {e["key"]: e for e in events(live)}
+    assert set(rows) == {"msg_api", f"passthrough:{gen_id_of(task)}"}
+    for key, gen_id in (("msg_api", gen_id_of(api)), (f"passthrough:{gen_id_of(task)}", gen_id_of(task))):
+        assert (rows[key]["cost_source"], rows[key]["lookup_state"]) == ("generation", "confirmed"), key
+        assert rows[key]["cost_nano"] == fake_cost(fake, gen_id), key
+    assert rows["msg_api"]["id"] == answer["event_id"]

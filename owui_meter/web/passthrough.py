@@ -160,7 +160,7 @@ def forward(rest: str):
     try:
         if any(part in (".", "..") for part in rest.split("/")):
             raise Refused(400, "path must not contain '.' or '..' segments", "invalid_request_error")
-        makes = request.method != "GET"
+        makes = request.method not in ("GET", "HEAD")  # reads cost nothing and need no user
         user = identify(settings.METER_FORWARD_JWT_SECRET, required=makes)
         chat_id = _header("X-OpenWebUI-Chat-Id")
         if makes and user is None:
@@ -199,8 +199,8 @@ def forward(rest: str):
         watcher = None
         if makes and upstream.status == 200 and ("text/event-stream" in kind or "json" in kind):
             watcher = Watcher(streamed="text/event-stream" in kind)
-        relay = Relay(upstream, watcher, forwarder, m.passthrough, user, chat_id,
-                      task=bool(chat_id) and makes and watcher is not None and is_task_prompt(body))
+        # whether it was a task prompt is read when the answer has gone out, off the first byte's path
+        relay = Relay(upstream, watcher, forwarder, m.passthrough, user, chat_id, body if chat_id and watcher else None)
         released = True  # the relay releases the slot when the answer has gone out (or the client left)
         response = Response(relay, status=upstream.status,
                             headers=[(k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP or k.lower() == "content-length"])
@@ -218,14 +218,14 @@ class Relay:
     before the first byte, so the upstream connection and the slot are always given back.
     """
 
-    def __init__(self, upstream, watcher: Watcher | None, forwarder: Forwarder, passthrough, user, chat_id, *, task: bool):
+    def __init__(self, upstream, watcher: Watcher | None, forwarder: Forwarder, passthrough, user, chat_id, request_body: bytes | None):
         self.upstream = upstream
         self.watcher = watcher
         self.forwarder = forwarder
         self.passthrough = passthrough
         self.user = user
         self.chat_id = chat_id
-        self.task = task
+        self.request_body = request_body  # kept only to tell a task prompt, never stored
         self._closed = False
         self._complete = False  # read to its end: the connection can serve another request
 
@@ -273,6 +273,7 @@ class Relay:
             if gen_id is None:
                 return
             self.passthrough.capture(Capture(gen_id=gen_id, ts=clock.now_ms(), user=self.user, chat_id=self.chat_id,
-                                             model=model or "unknown", streamed=self.watcher.streamed, task=self.task, usage=usage))
+                                             model=model or "unknown", streamed=self.watcher.streamed,
+                                             task=self.request_body is not None and is_task_prompt(self.request_body), usage=usage))
         except Exception:
             log.exception("pass-through: a generation could not be recorded")
