@@ -260,13 +260,16 @@ class Passthrough(Job):
         owner = conn.execute("SELECT event_id FROM generations WHERE id = ?", (c.gen_id,)).fetchall()
         conn.execute(
             """INSERT OR IGNORE INTO passthrough_generations (id, ts, user_id, chat_id, model, streamed, task,
-                   prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, inline_cost_nano, state, event_id, due)
-               VALUES (:id, :ts, :user_id, :chat_id, :model, :streamed, :task, :p, :c, :r, :k, :cost, :state, :event_id, :due)""",
+                   prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, inline_cost_nano, byok,
+                   inline_provider_nano, state, event_id, due)
+               VALUES (:id, :ts, :user_id, :chat_id, :model, :streamed, :task, :p, :c, :r, :k, :cost, :byok, :provider,
+                   :state, :event_id, :due)""",
             {
                 "id": c.gen_id, "ts": c.ts, "user_id": c.user.id if c.user else None, "chat_id": c.chat_id,
                 "model": c.model, "streamed": int(c.streamed), "task": int(c.task),
                 "p": c.usage["prompt_tokens"], "c": c.usage["completion_tokens"], "r": c.usage["reasoning_tokens"],
                 "k": c.usage["cached_tokens"], "cost": c.usage["cost_nano"],
+                "byok": int(bool(c.usage.get("byok"))), "provider": c.usage.get("provider_nano"),
                 "state": "claimed" if owner else "waiting", "event_id": owner[0]["event_id"] if owner else None,
                 "due": c.ts + self.window_ms,
             },
@@ -300,7 +303,8 @@ class Passthrough(Job):
                 key=KEY_PREFIX + row["id"], user=UserInfo(row["user_id"]), model=row["model"], ts=row["ts"],
                 source=source_of(row), chat_id=row["chat_id"], prompt_tokens=row["prompt_tokens"],
                 completion_tokens=row["completion_tokens"], reasoning_tokens=row["reasoning_tokens"],
-                cached_tokens=row["cached_tokens"], inline_cost_nano=row["inline_cost_nano"], generation_ids=[row["id"]],
+                cached_tokens=row["cached_tokens"], inline_cost_nano=row["inline_cost_nano"], byok=bool(row["byok"]),
+                inline_provider_nano=row["inline_provider_nano"], generation_ids=[row["id"]],
             ))
             state, event_id = "event", recorded.event_id
         conn.execute("UPDATE passthrough_generations SET state = ?, event_id = ? WHERE id = ?", (state, event_id, row["id"]))
@@ -340,6 +344,8 @@ class Passthrough(Job):
         if event.inline_cost_nano is not None:
             taken = sum(row["inline_cost_nano"] if row["inline_cost_nano"] is not None else row["cost_nano"] for row in billed)
             event.inline_cost_nano = max(0, event.inline_cost_nano - taken)
+        if event.inline_provider_nano is not None:  # BYOK: the provider's charge of those generations too
+            event.inline_provider_nano = max(0, event.inline_provider_nano - sum(row["inline_provider_nano"] or 0 for row in billed))
         return None
 
     def _claim_by_fingerprint(self, conn, event: NewEvent) -> Recorded | None:

@@ -596,7 +596,6 @@ class FakeOpenRouter(LoopbackFake):
                       "completion_tokens_details": {"reasoning_tokens": 0}},
         })
 
-
     def _stream_chat(self, model: dict, prompt_tokens: int, words: int, delay: float) -> Response:
         """A streamed answer shaped like OpenRouter's (see the fixtures' api-stream.response-lines):
         a processing comment, one chunk per word with the generation id, a finish chunk, a usage

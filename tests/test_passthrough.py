@@ -651,3 +651,15 @@ def test_generations_are_confirmed_with_openrouter_whichever_way_they_were_bille
         assert (rows[key]["cost_source"], rows[key]["lookup_state"]) == ("generation", "confirmed"), key
         assert rows[key]["cost_nano"] == fake_cost(fake, gen_id), key
     assert rows["msg_api"]["id"] == answer["event_id"]
+
+
+def test_byok_generation_is_billed_with_the_providers_charge(live, fake, now):
+    fake.set_byok(MODEL)  # the team's own provider key: usage.cost is only OpenRouter's fee
+    response = chat(live, owui_headers(ADA))
+    used = usage(response)
+    settle(live, now)
+    [event] = events(live)
+    fee, provider = usd_to_nano(used["cost"]), usd_to_nano(used["cost_details"]["upstream_inference_cost"])
+    assert provider > fee > 0
+    assert (event["byok"], event["inline_cost_nano"], event["inline_provider_nano"]) == (1, fee, provider)
+    assert event["cost_nano"] == fee + provider  # METER_BYOK_COST=provider+fee

@@ -34,6 +34,8 @@ CREATE TABLE passthrough_generations (
     reasoning_tokens   INTEGER NOT NULL DEFAULT 0,
     cached_tokens      INTEGER NOT NULL DEFAULT 0,
     inline_cost_nano   INTEGER,                 -- usage.cost of the response, when it had one
+    byok               INTEGER NOT NULL DEFAULT 0,  -- paid with the team's own provider key (usage.is_byok)
+    inline_provider_nano INTEGER,               -- BYOK: the provider's charge the response reported
     state              TEXT NOT NULL DEFAULT 'waiting'
         CHECK (state IN ('waiting', 'claimed', 'event', 'unattributed')),
     event_id           INTEGER REFERENCES events(id) ON DELETE SET NULL,  -- the event that bills it
