@@ -57,7 +57,7 @@ class NewEvent:
     user: UserInfo
     model: str
     ts: int  # unix ms
-    source: str  # ui | api
+    source: str  # ui | api | task
     base_model: str | None = None
     chat_id: str | None = None
     message_id: str | None = None
@@ -108,6 +108,10 @@ def conflict_with(stored: dict, event: "NewEvent") -> str | None:
 CostListener = Callable[[object, dict, int, bool], None]
 # (conn, event fields) -> (cost_nano, "estimate") or None when no price is known.
 Estimator = Callable[[object, NewEvent], "int | None"]
+# (conn, new event) -> Recorded of the event that already bills it, or None to record it; runs
+# inside the write transaction before a new key is stored, and may narrow the event to what is
+# not billed yet (the pass-through's generations billed on their own, see passthrough.py).
+Claim = Callable[[object, NewEvent], "Recorded | None"]
 
 
 def _confirmed(cost_nano: int, cost_source: str) -> int:
@@ -124,6 +128,7 @@ class Ledger:
         self.byok_cost = byok_cost
         self.cost_listeners: list[CostListener] = []
         self.estimator: Estimator | None = None
+        self.claims: list[Claim] = []
 
     def team_cost(self, openrouter_nano: int, provider_nano: int) -> int:
         """What an answer costs the team (METER_BYOK_COST): OpenRouter's charge, plus the BYOK
@@ -225,6 +230,10 @@ class Ledger:
         with self.db.write() as conn:
             return [self._record(conn, event, now) for event in events]
 
+    def record_in(self, conn, event: NewEvent) -> Recorded:
+        """:meth:`record` inside the caller's write transaction."""
+        return self._record(conn, event, clock.now_ms())
+
     def _record(self, conn, event: NewEvent, now: int) -> Recorded:
         existing = conn.execute("SELECT * FROM events WHERE key = ?", (event.key,)).fetchall()
         if existing:
@@ -232,6 +241,10 @@ class Ledger:
             if conflict:
                 audit.record(conn, "plugin", "answer.conflict", {"event_id": existing[0]["id"], "reason": conflict})
             return Recorded(existing[0]["id"], True, existing[0], conflict)
+        for claim in self.claims:
+            billed = claim(conn, event)
+            if billed is not None:
+                return billed
         self._upsert_user(conn, event.user, now)
         openrouter, provider = event.inline_cost_nano, event.inline_provider_nano if event.byok else 0
         if event.byok and openrouter is None and provider is not None:

@@ -25,6 +25,7 @@ from .errors import CannotStart
 from .ledger import BYOK_COST_KEY, Ledger
 from .notices import outlet_notice
 from .owui_sync import OpenWebUISync
+from .passthrough import Passthrough
 from .prices import PriceSync, make_estimator
 from .reconcile import KeySampler
 from .retention import Retention
@@ -53,12 +54,14 @@ class Meter:
         self.price_sync = PriceSync(self)
         self.key_sampler = KeySampler(self) if settings.OPENROUTER_API_KEY else None
         self.owui_sync = OpenWebUISync(self)
+        # always built: its join keeps late plugin answers from doubling what it billed before
+        self.passthrough = Passthrough(self)
         # background jobs (objects with start() and stop()), started only by serve
         self.workers: list = [self.resolver, self.price_sync, self.key_sampler, self.budgets.alerts, self.owui_sync,
-                              Retention(self), DailyBackups(self) if settings.METER_BACKUP_KEEP else None]
+                              Retention(self), DailyBackups(self) if settings.METER_BACKUP_KEEP else None, self.passthrough]
         self.workers = [w for w in self.workers if w is not None]
         # callables returning a dict merged into /healthcheck and the Status page
-        self.health = [self.resolver.health, self.owui_sync.health]
+        self.health = [self.resolver.health, self.owui_sync.health, self.passthrough.health]
         self._started = False
 
     @classmethod

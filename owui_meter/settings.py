@@ -66,6 +66,13 @@ SETTINGS: tuple[Setting, ...] = (
     _s("METER_KEY_SAMPLE_MINUTES", "int", 60, "How often to sample the key's running usage from OpenRouter (GET /key) for reconciliation.", "openrouter", minimum=1),
     _s("METER_BYOK_COST", "choice", "provider+fee", "What a bring-your-own-key (BYOK) answer costs the team: provider+fee (the provider's charge plus OpenRouter's fee), or fee (OpenRouter's fee only, for teams whose provider spend is billed elsewhere).", "openrouter", choices=("provider+fee", "fee")),
     _s("METER_WORKER_POLL_MS", "int", 500, "How often the background workers look for due work.", "openrouter", minimum=10, maximum=60000),
+    # --- pass-through ---------------------------------------------------------------------------
+    _s("METER_PASSTHROUGH", "bool", False, "Serve /openrouter/v1/*: forward Open WebUI's OpenRouter connection to OPENROUTER_BASE_URL and record every generation (tasks included). Puts the meter on the chat path.", "passthrough"),
+    _s("METER_FORWARD_JWT_SECRET", "str", None, "Open WebUI's FORWARD_USER_INFO_HEADER_JWT_SECRET: pass-through then takes the user only from the signed X-OpenWebUI-User-Jwt and refuses (401) a request without a valid one. Unset: the X-OpenWebUI-User-* headers are trusted.", "passthrough", secret=True),
+    _s("METER_PASSTHROUGH_WINDOW_SECONDS", "int", 120, "How long a pass-through generation waits for the plugin to report it as part of an answer before it is billed on its own (as a task, or an API call).", "passthrough", minimum=0, maximum=86400),
+    _s("METER_PASSTHROUGH_STREAMS", "int", 256, "Most pass-through requests in flight at once; the server gets this many threads on top of WORKER, so long streams never hold up the plugin's calls.", "passthrough", minimum=1, maximum=4096),
+    _s("METER_PASSTHROUGH_TIMEOUT_SECONDS", "int", 600, "Longest wait for the next bytes from OpenRouter on a pass-through request (a long non-streamed answer sends nothing until it is done).", "passthrough", minimum=1, maximum=3600),
+    _s("METER_PASSTHROUGH_MAX_BODY_BYTES", "int", 67108864, "Largest pass-through request body in bytes (chats with images and files are large); larger ones get 413.", "passthrough", minimum=1024),
     # --- budgets and balances -------------------------------------------------------------------
     _s("METER_BLOCK_MESSAGE", "str", "You have used {spent} of your {limit} {period} budget. It renews on {renews}.", "Message a blocked user sees; placeholders {spent}, {limit}, {period}, {renews}.", "budgets"),
     _s("METER_BUDGET_RESERVE_USD", "usd", "0", "Block when less than this is left of a budget, to cap the overshoot of answers already under way.", "budgets"),

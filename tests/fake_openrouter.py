@@ -10,7 +10,10 @@
 - ``GET /key``: the key's running usage;
 - ``POST /chat/completions``: a tiny non-streamed answer whose generation is then registered;
   for a model set with ``set_byok`` it is paid with the team's own provider key (``usage.cost``
-  is OpenRouter's fee, ``usage.cost_details.upstream_inference_cost`` the provider's charge).
+  is OpenRouter's fee, ``usage.cost_details.upstream_inference_cost`` the provider's charge); or
+  with ``"stream": true`` a streamed one (``stream_words`` chunks, ``stream_delay`` seconds apart,
+  or per request the ``X-Fake-Stream-Words`` / ``-Delay`` headers) ending in a usage chunk with
+  the cost, as OpenRouter sends it.
 
 Everything but ``/models`` needs ``Authorization: Bearer <api_key>``. Switches make it fail
 (``fail_next``), fail or hang altogether (``set_mode("500"|"429"|"timeout")``) or go away and
@@ -56,8 +59,15 @@ class Seen(NamedTuple):
 
 class Response(NamedTuple):
     status: int  # 0: the connection went away before an answer
-    body: object = None  # dict/list → JSON, str → text/plain, None → empty
+    body: object = None  # dict/list → JSON, str → text/plain, None → empty, Stream → chunked
     headers: dict | None = None
+
+
+class Stream(NamedTuple):
+    """A body sent with chunked transfer encoding, one chunk per item, each flushed at once."""
+
+    chunks: object  # an iterable of bytes; it may sleep between items
+    content_type: str = "text/event-stream"
 
 
 # --- server machinery ---------------------------------------------------------------------------
@@ -257,6 +267,20 @@ class LoopbackFake:
 
     @staticmethod
     def _send(handler: _Handler, response: Response) -> None:
+        if isinstance(response.body, Stream):
+            handler.send_response(response.status)
+            handler.send_header("Content-Type", response.body.content_type)
+            handler.send_header("Transfer-Encoding", "chunked")
+            for name, value in (response.headers or {}).items():
+                handler.send_header(name, str(value))
+            handler.end_headers()
+            handler.wfile.flush()
+            for chunk in response.body.chunks:
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                handler.wfile.flush()
+            handler.wfile.write(b"0\r\n\r\n")
+            handler.wfile.flush()
+            return
         if isinstance(response.body, str):
             data, kind = response.body.encode(), "text/plain; charset=utf-8"
         elif response.body is None:
@@ -340,6 +364,9 @@ class FakeOpenRouter(LoopbackFake):
         self._failures: list[tuple[str, int, float | None]] = []
         self._model_errors: dict[str, tuple[int, str]] = {}
         self._byok: dict[str, decimal.Decimal] = {}
+        self.stream_words = 8  # content chunks of a streamed answer
+        self.stream_delay = 0.0  # seconds before each chunk of a streamed answer
+        self.chat_requests: list[dict] = []  # headers and raw body of each /chat/completions request
 
     @property
     def url(self) -> str:
@@ -466,6 +493,9 @@ class FakeOpenRouter(LoopbackFake):
         allowed, route = routes[path]
         if method != allowed:
             return _error(405, "Method Not Allowed")
+        if path == "/chat/completions":
+            with self.lock:
+                self.chat_requests.append({"headers": dict(headers.items()), "body": body})
         if path != "/models" and not self._authorized(headers):
             return _error(401, "No auth credentials found")
         with self.lock:
@@ -476,6 +506,8 @@ class FakeOpenRouter(LoopbackFake):
             _, status, retry_after = failure
             return _error(status, _KEY_ERRORS.get(status, "Injected failure"),
                           {"Retry-After": _seconds(retry_after)} if retry_after is not None else None)
+        if path == "/chat/completions":
+            return self._post_chat(query, body, headers)
         return route(query, body)
 
     def _get_generation(self, query, body) -> Response:
@@ -513,7 +545,7 @@ class FakeOpenRouter(LoopbackFake):
             "is_free_tier": False, "is_provisioning_key": False,
         }})
 
-    def _post_chat(self, query, body) -> Response:
+    def _post_chat(self, query, body, headers=None) -> Response:
         try:
             request = json.loads(body or b"null")
         except ValueError:
@@ -531,6 +563,14 @@ class FakeOpenRouter(LoopbackFake):
         text = "".join(m.get("content") if isinstance(m.get("content"), str) else "" for m in request["messages"] if isinstance(m, dict))
         prompt_tokens = max(1, len(text) // 4) + 4 * len(request["messages"])
         max_tokens = request.get("max_tokens")
+        if request.get("stream") is True:
+            # a caller (the benchmark) may ask for its own pace: X-Fake-Stream-Words / -Delay
+            try:
+                words = int(headers.get("X-Fake-Stream-Words")) if headers and headers.get("X-Fake-Stream-Words") else self.stream_words
+                delay = float(headers.get("X-Fake-Stream-Delay")) if headers and headers.get("X-Fake-Stream-Delay") else self.stream_delay
+            except ValueError:
+                return _error(400, "X-Fake-Stream-Words / -Delay must be numbers")
+            return self._stream_chat(model, prompt_tokens, words, delay)
         completion_tokens = 1
         pricing = model.get("pricing") or {}
         price = _price(pricing, "prompt") * prompt_tokens + _price(pricing, "completion") * completion_tokens + _price(pricing, "request")
@@ -555,6 +595,41 @@ class FakeOpenRouter(LoopbackFake):
                       "prompt_tokens_details": {"cached_tokens": 0},
                       "completion_tokens_details": {"reasoning_tokens": 0}},
         })
+
+    def _stream_chat(self, model: dict, prompt_tokens: int, words: int, delay: float) -> Response:
+        """A streamed answer shaped like OpenRouter's (see the fixtures' api-stream.response-lines):
+        a processing comment, one chunk per word with the generation id, a finish chunk, a usage
+        chunk with the cost, ``[DONE]``. The generation is registered before the first byte."""
+        model_id = model["id"]
+        provider = PROVIDERS.get(model_id.split("/")[0], "Fake")
+        pricing = model.get("pricing") or {}
+        cost = float(_price(pricing, "prompt") * prompt_tokens + _price(pricing, "completion") * words + _price(pricing, "request"))
+        gen_id = "gen-" + uuid.uuid4().hex[:24]
+        self.add_generation(gen_id, cost, model=model_id, provider_name=provider, tokens_prompt=prompt_tokens,
+                            tokens_completion=words, latency=10, streamed=True)
+        created = int(time.time())
+
+        def chunk(delta: dict, finish=None, usage=None) -> bytes:
+            body = {"id": gen_id, "provider": provider, "model": model_id, "object": "chat.completion.chunk", "created": created,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "native_finish_reason": finish, "logprobs": None}]}
+            if usage is not None:
+                body["usage"] = usage
+            return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+
+        def chunks():
+            yield b": OPENROUTER PROCESSING\n\n"
+            for i in range(words):
+                if delay:
+                    time.sleep(delay)
+                yield chunk({"role": "assistant", "content": f"word{i} "})
+            yield chunk({"role": "assistant", "content": ""}, "stop")
+            yield chunk({"role": "assistant", "content": ""}, usage={
+                "prompt_tokens": prompt_tokens, "completion_tokens": words, "total_tokens": prompt_tokens + words, "cost": cost,
+                "is_byok": False, "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0, "audio_tokens": 0},
+                "cost_details": {"upstream_inference_cost": None}, "completion_tokens_details": {"reasoning_tokens": 0, "image_tokens": 0}})
+            yield b"data: [DONE]\n\n"
+
+        return Response(200, Stream(chunks()))
 
 
 def _price(pricing: dict, name: str) -> decimal.Decimal:

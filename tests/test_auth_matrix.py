@@ -5,17 +5,21 @@ A request is *let in* when it is not refused: refused is 401, 403, or a redirect
 """
 
 import re
+import time
 
+import jwt
 import pytest
 
 from conftest import ADA, API_KEY, JWT_SECRET, make_settings, outlet_body
+from fake_openrouter import FakeOpenRouter
 from owui_meter import create_app
 from owui_meter.auth import create_token
 from owui_meter.notices import SELF_SCOPE
 from test_dashboard import csrf_of, log_in
 
 METRICS_TOKEN = "metrics-token-0123456789"
-PATH_VALUES = {"user_id": "nobody", "budget_id": "999999", "model_id": "some/model", "group_id": "nogroup"}
+FORWARD_SECRET = "forward-secret-0123456789-0123456789"
+PATH_VALUES = {"user_id": "nobody", "budget_id": "999999", "model_id": "some/model", "group_id": "nogroup", "rest": "models"}
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 SESSIONS = {"session", "session_csrf", "session_basic"}
 
@@ -36,18 +40,23 @@ LET_IN = {
     "session": (SESSIONS, {"session_csrf"}),
     "metrics": ({"metrics_token"}, {"metrics_token"}),
     "public": (None, None),  # everyone
+    # reads (the model list) go to OpenRouter with the caller's own Authorization; anything else
+    # needs Open WebUI's signed user header
+    "passthrough": (None, {"forward_jwt"}),
 }
 CREDENTIALS = ["none", "plugin", "admin_token", "expired_token", "tampered_token", "foreign_token", "self_token",
-               "metrics_token", "session", "session_csrf", "session_basic"]
+               "metrics_token", "session", "session_csrf", "session_basic", "forward_jwt"]
 
 
 @pytest.fixture
 def app(data_dir):
-    app = create_app(make_settings(data_dir, METRICS_TOKEN=METRICS_TOKEN))
-    app.config["TESTING"] = True
-    app.test_client().post("/api/v1/outlet", json=outlet_body(user=ADA), headers=bearer(API_KEY))
-    yield app
-    app.config["METER"].stop()
+    with FakeOpenRouter() as fake:  # pass-through routes reach a real upstream
+        app = create_app(make_settings(data_dir, METRICS_TOKEN=METRICS_TOKEN, METER_PASSTHROUGH="true",
+                                       METER_FORWARD_JWT_SECRET=FORWARD_SECRET, OPENROUTER_BASE_URL=fake.url))
+        app.config["TESTING"] = True
+        app.test_client().post("/api/v1/outlet", json=outlet_body(user=ADA), headers=bearer(API_KEY))
+        yield app
+        app.config["METER"].stop()
 
 
 def routes(app):
@@ -80,6 +89,10 @@ def make_clients(app):
                 headers["X-CSRF-Token"] = csrf_of(client, "/")
             if name == "session_basic":
                 headers["Authorization"] = "Basic YWRtaW46YWRtaW4="
+        elif name == "forward_jwt":
+            claims = {"sub": ADA["id"], "email": ADA["email"], "name": ADA["name"], "role": ADA["role"], "iss": "open-webui",
+                      "iat": int(time.time()), "exp": int(time.time()) + 300}
+            headers["X-OpenWebUI-User-Jwt"] = jwt.encode(claims, FORWARD_SECRET, algorithm="HS256")
         else:
             token = {
                 "plugin": API_KEY,

@@ -12,7 +12,7 @@ import hmac
 
 from flask import Flask
 
-from . import errors, health, login, me, metrics, middleware, templating
+from . import errors, health, login, me, metrics, middleware, passthrough, templating
 from .api import budgets, costs, operations, plugin, reports, usage
 from .dashboard import bp as dashboard_bp
 
@@ -35,4 +35,6 @@ def create_app(meter) -> Flask:
     middleware.init_app(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
+    if settings.METER_PASSTHROUGH:
+        passthrough.init_app(app, meter)
     return app

@@ -9,6 +9,9 @@ check each one against every kind of credential, so a route without a policy can
 - ``self``: a user's own page, the signed token in its path.
 - ``metrics``: METRICS_TOKEN (or nothing with METRICS_PUBLIC=true).
 - ``public``: anyone (login page, health check).
+- ``passthrough``: ``/openrouter/v1/*`` (METER_PASSTHROUGH=true), which lends no credential of its
+  own: it forwards the caller's Authorization to OpenRouter. With METER_FORWARD_JWT_SECRET, only a
+  valid ``X-OpenWebUI-User-Jwt`` gets anything but a GET forwarded (``web/passthrough.py``).
 """
 
 from __future__ import annotations

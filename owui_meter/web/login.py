@@ -206,6 +206,8 @@ def init_app(app, meter) -> None:
     def check_csrf():
         if request.method in SAFE_METHODS or request.path in PLUGIN_PATHS:
             return
+        if request.path.startswith("/openrouter/v1/"):
+            return  # pass-through: reads no cookie and lends no credential, it forwards the caller's own
         if _bearer_call():
             return  # a browser never adds a Bearer header by itself: a forged cross-site request cannot
         origin = request.headers.get("Origin")

@@ -16,7 +16,7 @@ from ..ledger import Filters, decode_cursor
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # only an escape can put one in (UTF-8 cannot)
-SOURCES = ("ui", "api")
+SOURCES = ("ui", "api", "task")  # task: Open WebUI's titles, tags, follow-ups (pass-through)
 COST_SOURCES = ("generation", "inline", "estimate", "pending", "unpriced")
 
 

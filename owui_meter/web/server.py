@@ -114,6 +114,7 @@ class MeterServer:
     """The listening sockets (one per address METER_HOST resolves to) and waitress's threads."""
 
     def __init__(self, app, settings):
+        streams = settings.METER_PASSTHROUGH_STREAMS if settings.METER_PASSTHROUGH else 0
         limit = settings.METER_CONNECTION_LIMIT
         files = _files_needed(limit)
         if files != resource.RLIM_INFINITY and files - FILES_HELD_BACK < limit:
@@ -122,8 +123,10 @@ class MeterServer:
         self.adj = Adjustments(
             host=settings.METER_HOST,
             port=settings.METER_PORT,
-            threads=settings.WORKER,
-            max_request_body_size=settings.METER_MAX_BODY_BYTES,
+            # pass-through streams hold a thread each for minutes: they get their own, so WORKER
+            # threads stay free for the plugin and the dashboard
+            threads=settings.WORKER + streams,
+            max_request_body_size=max(settings.METER_MAX_BODY_BYTES, settings.METER_PASSTHROUGH_MAX_BODY_BYTES if streams else 0),
             ident="owui-meter",
             # behind a trusted proxy its X-Forwarded-* reach the app (ProxyFix in web/login.py)
             clear_untrusted_proxy_headers=not settings.METER_TRUSTED_PROXY,
