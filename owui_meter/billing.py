@@ -7,8 +7,9 @@ The arithmetic, so it can be checked by reading a statement:
 - base fee = METER_BASE_FEE, on a statement with any usage;
 - minimum charge: when usage + markup + base fee is below MINIMUM_CHARGE_FEE and there was any
   usage, a line "minimum charge adjustment" brings the total up to it (no usage: no charge);
-- every line is converted at METER_USD_RATE and rounded to the cent (half to even), and the total
-  is the sum of the rounded lines, so the lines always add up on paper.
+- every line is converted at METER_USD_RATE and rounded to the cent by the one rule
+  (:func:`money.to_cents`), and the total is the sum of the rounded lines, so the lines always
+  add up on paper.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
-NANO = Decimal(10**9)
-CENT = Decimal("0.01")
+from .money import to_cents
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Charges:
 
 
 def convert(nano: int, rate: Decimal) -> Decimal:
-    return (Decimal(nano) / NANO * rate).quantize(CENT, rounding=ROUND_HALF_EVEN)
+    return to_cents(nano, rate)
 
 
 def charges(settings, usage_nano: int, answers: int) -> Charges:

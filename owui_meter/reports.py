@@ -127,7 +127,9 @@ def _notes(meter, where: str, params: tuple, period: Period, totals: dict, rate:
                                "their figures come from the daily totals that were kept.", styles["small"]))
     if rate != 1 or currency.upper() != "USD":
         notes.append(Paragraph(f"Amounts converted from US dollars at a fixed rate of 1 USD = {rate.normalize():f} {text(currency)}.", styles["small"]))
-    notes.append(Paragraph("Each line is rounded to the cent; the total is the sum of the rounded lines.", styles["small"]))
+    notes.append(Paragraph("Amounts are rounded to the cent, half to even, from the exact figures; a table's total is rounded from "
+                           "the exact sum, so its rows may differ from it by a cent. Charges are rounded line by line and their total "
+                           "is the sum of those lines.", styles["small"]))
     return notes
 
 
@@ -299,13 +301,20 @@ def summary(meter, period: Period) -> bytes:
         usage = r["charges"].lines[0].amount
         table.append([Paragraph(text(r["name"] or r["email"] or r["user_id"]), styles["cell"]), f"{r['answers']:,}", money(usage, currency),
                       money(r["charges"].total - usage, currency), money(r["charges"].total, currency)])
-    grand_usage = sum((r["charges"].lines[0].amount for r in rows), Decimal("0.00"))
+    # usage is rounded once from the exact sum (as on the dashboard); what is due is the sum of
+    # the statements, each rounded line by line
+    grand_usage = convert(sum(r["cost"] for r in rows), rate)
+    grand_fees = sum((r["charges"].total - r["charges"].lines[0].amount for r in rows), Decimal("0.00"))
     grand_total = sum((r["charges"].total for r in rows), Decimal("0.00"))
-    table.append(["Total", f"{sum(r['answers'] for r in rows):,}", money(grand_usage, currency), money(grand_total - grand_usage, currency), money(grand_total, currency)])
+    table.append(["Total", f"{sum(r['answers'] for r in rows):,}", money(grand_usage, currency), money(grand_fees, currency), money(grand_total, currency)])
     nobody = unattributed_figures(meter, period)
     if nobody["answers"]:  # after the total: it is spend, but no one's to pay
         table.append([UNATTRIBUTED_LABEL, f"{nobody['answers']:,}", money(convert(nobody["cost"], rate), currency), "", "not billed"])
     story.append(_table(table, [70 * mm, 22 * mm, 27 * mm, 27 * mm, 28 * mm], money_cols=(1, 2, 3, 4)))
+    rounding = grand_total - grand_usage - grand_fees
+    if rounding:
+        story.append(Paragraph(f"The total due is the sum of the statements, each rounded to the cent line by line; it differs from "
+                               f"the usage total rounded once, plus fees, by {money(rounding, currency)}.", styles["small"]))
     models = meter.db.query(
         "SELECT model, sum(answers) AS answers, sum(cost_nano) AS cost FROM usage_daily WHERE day BETWEEN ? AND ? GROUP BY model ORDER BY cost DESC LIMIT 10",
         period.days,

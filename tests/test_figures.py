@@ -111,3 +111,46 @@ def test_the_count_reader_tells_ten_times_too_small_apart():
     """The check above would catch the old display: 233,374 tokens shown as "23.3 k"."""
     assert shows("23.3 k", 23_300) and not shows("23.3 k", 233_374)
     assert shows("233.4 k", 233_374) and shows("12 k", 12_000) and shows("1,234", 1_234) and not shows("1,234", 1_235)
+
+
+CENT = Decimal("0.01")
+CAROL = {"id": "carol", "email": "carol@example.com", "name": "Carol", "role": "user"}
+
+
+def pdf_text(data: bytes) -> str:
+    return " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages).split())
+
+
+def test_a_periods_total_is_the_same_cent_on_the_dashboard_api_csv_and_pdf(data_dir, monkeypatch):
+    """Three users at $1.004 each: rounded once the month is $3.01; adding rounded rows gives $3.00."""
+    monkeypatch.setattr(clock, "time_fn", lambda: NOW)
+    app = create_app(make_settings(data_dir))
+    meter, client = app.config["METER"], app.test_client()
+    admin = {"Authorization": f"Bearer {create_token(JWT_SECRET)}"}
+    for i, user in enumerate((ADA, BOB, CAROL)):
+        for j, model in enumerate(("openai/gpt-4o-mini", "anthropic/claude-3.5-haiku")):
+            body = outlet_body(key=f"{i}-{j}", user=user, cost="0.502", model=model, timestamp=NOW - 86400 * (i + 1))
+            assert client.post("/api/v1/outlet", json=body, headers=H).status_code == 202
+    exact = Decimal(ledger_sum(meter, "cost_nano")) / 10**9
+    assert exact == Decimal("3.012")
+    expected = f"${exact.quantize(CENT, rounding=ROUND_HALF_EVEN)}"  # the README's rule, applied here by hand
+    assert expected == "$3.01"
+
+    log_in(client, meter)
+    overview = client.get("/?period=custom&from=2026-11-01&to=2026-11-30")
+    shown = re.search(r'id="total-cost">([^<]+)<', overview.get_data(as_text=True)).group(1)
+    assert shown == expected
+
+    api = client.get("/api/v1/usage?from=2026-11-01&to=2026-11-30", headers=admin).get_json()["total"]
+    assert f"${(Decimal(api['cost_nano']) / 10**9).quantize(CENT, rounding=ROUND_HALF_EVEN)}" == expected
+    assert f"${Decimal(str(api['cost_usd'])).quantize(CENT, rounding=ROUND_HALF_EVEN)}" == expected
+
+    rows = list(csv.DictReader(io.StringIO(client.get("/events.csv?from=2026-11-01&to=2026-11-30").get_data(as_text=True))))
+    assert len(rows) == 6
+    assert f"${sum(Decimal(r['cost_usd']) for r in rows).quantize(CENT, rounding=ROUND_HALF_EVEN)}" == expected
+
+    summary = pdf_text(client.get("/api/v1/reports/summary.pdf?month=2026-11", headers=admin).data)
+    assert re.search(rf"Total 6 \{expected} ", summary), summary
+    group_models = re.search(r"Top models (.*?) Reconciliation", summary).group(1)
+    assert group_models.count("$1.51") == 2  # each model: $1.506 rounded once
+    meter.stop()
