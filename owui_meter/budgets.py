@@ -141,6 +141,9 @@ class Budgets:
         if not delta or is_unattributed(row["user_id"]):
             return
         self._add_spend(conn, row["user_id"], self.local_day(row["ts"]), delta, PERIODS)
+        if new and self.meter.settings.METER_BALANCES_ENABLED:
+            # an answer whose inlet the meter missed (it was down) starts the balance itself
+            start_balance(conn, row["user_id"], min(clock.now_ms(), row["ts"]), self.meter.settings.METER_INITIAL_BALANCE)
         conn.execute("UPDATE balances SET spent_nano = spent_nano + ? WHERE user_id = ? AND since <= ?", (delta, row["user_id"], row["ts"]))
         if self.alerts is not None:
             self.alerts.check(conn, row["user_id"], self.states(_rows(conn), row["user_id"], row["ts"]))
@@ -208,9 +211,9 @@ class Budgets:
     def ensure_balance(self, user_id: str) -> None:
         """With balances on, a user seen for the first time starts with METER_INITIAL_BALANCE."""
         if self.meter.db.query_one("SELECT 1 AS x FROM balances WHERE user_id = ?", (user_id,)):
-            return
+            return  # the common case, without taking the writer
         with self.meter.db.write() as conn:
-            open_balance(conn, user_id, self.meter.settings.METER_INITIAL_BALANCE, "system", "initial balance")
+            start_balance(conn, user_id, clock.now_ms(), self.meter.settings.METER_INITIAL_BALANCE)
 
     # --- inlet ---------------------------------------------------------------------------------------
 
@@ -247,11 +250,32 @@ def _rows(conn):
     return lambda sql, params=(): conn.execute(sql, params).fetchall()
 
 
+def balance_since(ms: int) -> int:
+    """A balance counts answers from the start of the second it began: Open WebUI stamps answers
+    in whole seconds, so a first answer in the same second as its inlet must not fall before it."""
+    return ms // 1000 * 1000
+
+
+def start_balance(conn, user_id: str, at_ms: int, initial_nano: int) -> bool:
+    """Start a user's balance with the initial credit, unless it exists; inside a write
+    transaction, so the check and the grant are one step (two first requests grant once)."""
+    started = conn.execute(
+        "INSERT INTO balances (user_id, since) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
+        (user_id, balance_since(at_ms)),
+    ).fetchall()
+    if started and initial_nano:
+        conn.execute(
+            "INSERT INTO balance_entries (user_id, ts, amount_nano, actor, note) VALUES (?, ?, ?, 'system', 'initial balance')",
+            (user_id, clock.now_ms(), initial_nano),
+        )
+    return bool(started)
+
+
 def open_balance(conn, user_id: str, amount_nano: int, actor: str, note: str) -> None:
     """Start a user's balance (if not started) and credit it; inside a write transaction."""
     if is_unattributed(user_id):
         raise BadInput("spend not attributed to a user cannot have a balance")
-    conn.execute("INSERT OR IGNORE INTO balances (user_id, since) VALUES (?, ?)", (user_id, clock.now_ms()))
+    conn.execute("INSERT OR IGNORE INTO balances (user_id, since) VALUES (?, ?)", (user_id, balance_since(clock.now_ms())))
     if amount_nano:
         conn.execute(
             "INSERT INTO balance_entries (user_id, ts, amount_nano, actor, note) VALUES (?, ?, ?, ?, ?)",
