@@ -39,7 +39,10 @@ PERIOD_WORDS = {
 
 
 def period_start(period: str, day: dt.date) -> tuple[str, dt.date | None]:
-    """The period's key (its first day, or 'all') and the day it renews."""
+    """A calendar period's key (its first day) and the day it renews.
+
+    One-off allowances ('none') have no calendar period: their counter is keyed by the time the
+    allowance began (:func:`allowance_start`)."""
     if period == "day":
         return day.isoformat(), day + dt.timedelta(days=1)
     if period == "week":
@@ -49,7 +52,12 @@ def period_start(period: str, day: dt.date) -> tuple[str, dt.date | None]:
         first = day.replace(day=1)
         following = (first + dt.timedelta(days=32)).replace(day=1)
         return first.isoformat(), following
-    return "all", None
+    raise ValueError(f"{period} is not a calendar period")
+
+
+def allowance_start(budget: dict) -> str:
+    """The spend counter key of a one-off allowance: when it began, in unix ms."""
+    return str(budget["since"])
 
 
 @dataclass
@@ -140,7 +148,14 @@ class Budgets:
     def on_cost(self, conn, row: dict, delta: int, new: bool) -> None:
         if not delta or is_unattributed(row["user_id"]):
             return
-        self._add_spend(conn, row["user_id"], self.local_day(row["ts"]), delta, PERIODS)
+        self._add_spend(conn, row["user_id"], self.local_day(row["ts"]), delta, CALENDAR_PERIODS)
+        # every one-off allowance that had begun when the answer was given counts it
+        for r in conn.execute("SELECT DISTINCT since FROM budgets WHERE period = 'none' AND since <= ?", (row["ts"],)).fetchall():
+            conn.execute(
+                """INSERT INTO spend (user_id, period, start, cost_nano) VALUES (?, 'none', ?, ?)
+                   ON CONFLICT (user_id, period, start) DO UPDATE SET cost_nano = cost_nano + excluded.cost_nano""",
+                (row["user_id"], str(r["since"]), delta),
+            )
         if new and self.meter.settings.METER_BALANCES_ENABLED:
             # an answer whose inlet the meter missed (it was down) starts the balance itself
             start_balance(conn, row["user_id"], min(clock.now_ms(), row["ts"]), self.meter.settings.METER_INITIAL_BALANCE)
@@ -185,7 +200,10 @@ class Budgets:
         day = self.local_day(at_ms)
         states = []
         for budget in budgets:
-            start, renews = period_start(budget["period"], day)
+            if budget["period"] == "none":
+                start, renews = allowance_start(budget), None
+            else:
+                start, renews = period_start(budget["period"], day)
             if budget["scope"] == "user" or budget["group_mode"] == "per_member":
                 row = query("SELECT cost_nano FROM spend WHERE user_id = ? AND period = ? AND start = ?", (user_id, budget["period"], start))
             elif budget["scope"] == "group":
@@ -235,14 +253,18 @@ class Budgets:
         return True, None
 
     def block_message(self, state: BudgetState) -> str:
-        renews = f"{state.renews.day} {state.renews.strftime('%B')}" if state.renews else "never (it is a one-off allowance)"
+        settings = self.meter.settings
         if state.shared:
-            whose = "your group's" if state.budget["scope"] == "group" else "the team's"
-            when = f" It renews on {renews}." if state.renews else ""
-            return f"{whose[0].upper()}{whose[1:]} {PERIOD_WORDS['en'][state.budget['period']]} budget of {format_usd(state.limit, 2)} is used up.{when}"
-        return self.meter.settings.METER_BLOCK_MESSAGE.format(
+            whose = "Your group's" if state.budget["scope"] == "group" else "The team's"
+            if state.renews is None:
+                return f"{whose} one-off allowance of {format_usd(state.limit, 2)} is used up."
+            renews = f"{state.renews.day} {state.renews.strftime('%B')}"
+            return f"{whose} {PERIOD_WORDS['en'][state.budget['period']]} budget of {format_usd(state.limit, 2)} is used up. It renews on {renews}."
+        if state.renews is None:
+            return settings.METER_ALLOWANCE_BLOCK_MESSAGE.format(spent=format_usd(state.spent, 2), limit=format_usd(state.limit, 2))
+        return settings.METER_BLOCK_MESSAGE.format(
             spent=format_usd(state.spent, 2), limit=format_usd(state.limit, 2),
-            period=PERIOD_WORDS["en"][state.budget["period"]], renews=renews,
+            period=PERIOD_WORDS["en"][state.budget["period"]], renews=f"{state.renews.day} {state.renews.strftime('%B')}",
         )
 
 
@@ -302,30 +324,49 @@ def top_up(meter, user_id: str, amount_nano: int, actor: str, note: str) -> bool
 
 def save_budget(meter, budget: dict, actor: str, budget_id: int | None = None) -> dict | None:
     """Create (no id) or replace a budget, audited; the stored row, or None for an unknown id."""
-    values = budget | {"now": clock.now_ms(), "id": budget_id}
+    now = clock.now_ms()
+    values = budget | {"now": now, "id": budget_id, "since": now if budget["period"] == "none" else None}
     with meter.db.write() as conn:
         if budget_id is None:
             rows = conn.execute(
-                """INSERT INTO budgets (scope, scope_id, period, limit_nano, warn_percent, action, group_mode, created, updated)
-                   VALUES (:scope, :scope_id, :period, :limit_nano, :warn_percent, :action, :group_mode, :now, :now) RETURNING *""",
+                """INSERT INTO budgets (scope, scope_id, period, limit_nano, warn_percent, action, group_mode, created, updated, since)
+                   VALUES (:scope, :scope_id, :period, :limit_nano, :warn_percent, :action, :group_mode, :now, :now, :since) RETURNING *""",
                 values,
             ).fetchall()
         else:
+            # a one-off allowance that stays one-off keeps counting from when it began
             rows = conn.execute(
                 """UPDATE budgets SET scope = :scope, scope_id = :scope_id, period = :period, limit_nano = :limit_nano,
-                       warn_percent = :warn_percent, action = :action, group_mode = :group_mode, updated = :now
+                       warn_percent = :warn_percent, action = :action, group_mode = :group_mode, updated = :now,
+                       since = CASE WHEN :since IS NULL THEN NULL ELSE coalesce(since, :since) END
                    WHERE id = :id RETURNING *""",
                 values,
             ).fetchall()
         if not rows:
             return None
+        _follow_allowances(conn)
         audit.record(conn, actor, "budget.create" if budget_id is None else "budget.update", {"budget_id": rows[0]["id"], **budget})
         return rows[0]
+
+
+def _follow_allowances(conn) -> None:
+    """Keep one spend counter per one-off allowance start: a new start counts the answers given
+    since then (only ones stamped up to a few minutes ahead can exist); a start no allowance
+    uses any more goes."""
+    conn.execute(
+        """INSERT INTO spend (user_id, period, start, cost_nano)
+           SELECT e.user_id, 'none', CAST(b.since AS TEXT), sum(e.cost_nano)
+           FROM (SELECT DISTINCT since FROM budgets WHERE period = 'none') b JOIN events e ON e.ts >= b.since
+           WHERE NOT EXISTS (SELECT 1 FROM spend s WHERE s.period = 'none' AND s.start = CAST(b.since AS TEXT))
+           GROUP BY e.user_id, b.since"""
+    )
+    conn.execute("DELETE FROM spend WHERE period = 'none' AND start NOT IN (SELECT CAST(since AS TEXT) FROM budgets WHERE period = 'none')")
 
 
 def delete_budget(meter, budget_id: int, actor: str) -> bool:
     with meter.db.write() as conn:
         if not conn.execute("DELETE FROM budgets WHERE id = ? RETURNING id", (budget_id,)).fetchall():
             return False
+        _follow_allowances(conn)
         audit.record(conn, actor, "budget.delete", {"budget_id": budget_id})
         return True

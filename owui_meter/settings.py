@@ -67,7 +67,8 @@ SETTINGS: tuple[Setting, ...] = (
     _s("METER_BYOK_COST", "choice", "provider+fee", "What a bring-your-own-key (BYOK) answer costs the team: provider+fee (the provider's charge plus OpenRouter's fee), or fee (OpenRouter's fee only, for teams whose provider spend is billed elsewhere).", "openrouter", choices=("provider+fee", "fee")),
     _s("METER_WORKER_POLL_MS", "int", 500, "How often the background workers look for due work.", "openrouter", minimum=10, maximum=60000),
     # --- budgets and balances -------------------------------------------------------------------
-    _s("METER_BLOCK_MESSAGE", "str", "You have used {spent} of your {limit} {period} budget. It renews on {renews}.", "Message a blocked user sees; placeholders {spent}, {limit}, {period}, {renews}.", "budgets"),
+    _s("METER_BLOCK_MESSAGE", "str", "You have used {spent} of your {limit} {period} budget. It renews on {renews}.", "Message a user sees when blocked by a daily, weekly or monthly budget; placeholders {spent}, {limit}, {period}, {renews}.", "budgets"),
+    _s("METER_ALLOWANCE_BLOCK_MESSAGE", "str", "You have used {spent} of your one-off allowance of {limit}. It does not renew: ask your administrator for more.", "Message a user sees when a one-off allowance (period none) is used up; placeholders {spent}, {limit}.", "budgets"),
     _s("METER_BUDGET_RESERVE_USD", "usd", "0", "Block when less than this is left of a budget, to cap the overshoot of answers already under way.", "budgets"),
     _s("METER_BALANCES_ENABLED", "bool", False, "Prepaid balances: a user at or below zero is blocked.", "budgets"),
     _s("METER_INITIAL_BALANCE", "usd", "0", "Credit a new user starts with when balances are enabled.", "budgets"),

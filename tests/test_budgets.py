@@ -112,12 +112,40 @@ def test_week_and_month_boundaries(client, admin, now):
     assert inlet(client, ADA)["allow"] is True
 
 
-def test_one_off_allowance_never_renews(client, admin, now):
+def test_one_off_allowance_never_renews_and_says_so_plainly(client, admin, now):
     budget(client, admin, scope="user", scope_id=ADA["id"], period="none", limit_usd=2)
     spend(client, ADA, 2, "x")
     now.set(dt.datetime(2027, 6, 1, tzinfo=dt.timezone.utc))
     decision = inlet(client, ADA)
-    assert decision["allow"] is False and "never" in decision["message"]
+    assert decision["allow"] is False
+    assert decision["message"] == "You have used $2.00 of your one-off allowance of $2.00. It does not renew: ask your administrator for more."
+
+
+def test_one_off_allowance_counts_from_its_creation(client, meter, admin, now):
+    """Ada spent $30 a year ago; a new $10 allowance lets her chat until she spends $10 more."""
+    spend(client, ADA, 30, "last-year")
+    groups(meter, [ADA, BOB])
+    now.set(dt.datetime(2027, 11, 20, 12, 0, tzinfo=dt.timezone.utc))
+    admin = {"Authorization": f"Bearer {create_token(JWT_SECRET)}"}
+    created = budget(client, admin, scope="user", scope_id=ADA["id"], period="none", limit_usd=10)
+    shared = budget(client, admin, scope="group", scope_id=ENG, period="none", limit_usd=100, group_mode="shared")
+    assert inlet(client, ADA)["allow"] is True
+    late = outlet_body(key="queued", user=ADA, cost=50, timestamp=clock.now() - 3600)  # given before the allowance began
+    assert client.post("/api/v1/outlet", json=late, headers=H).status_code == 202
+    spend(client, ADA, 6, "a")
+    shown = {b["budget_id"]: b for b in client.get(f"/api/v1/users/{ADA['id']}/budgets", headers=admin).get_json()["budgets"]}
+    assert shown[created["id"]]["spent_usd"] == 6.0 and shown[created["id"]]["renews"] is None
+    assert shown[shared["id"]]["spent_usd"] == 6.0
+    assert inlet(client, ADA)["allow"] is True
+    spend(client, ADA, 4, "b")
+    decision = inlet(client, ADA)
+    assert decision["allow"] is False and decision["message"].startswith("You have used $10.00 of your one-off allowance of $10.00.")
+    # raising the limit keeps what was spent; the counter is the allowance's, not the limit's
+    client.put(f"/api/v1/budgets/{created['id']}", json={"scope": "user", "scope_id": ADA["id"], "period": "none", "limit_usd": 15}, headers=admin)
+    assert inlet(client, ADA)["allow"] is True
+    spend(client, BOB, 90, "bob")
+    decision = inlet(client, BOB)
+    assert decision["message"] == "Your group's one-off allowance of $100.00 is used up."
 
 
 def test_per_member_group_budget_counts_each_member_alone(client, meter, admin):
