@@ -8,6 +8,7 @@ the CLI turns that into a message and exit code 2.
 from __future__ import annotations
 
 import os
+import string
 import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -197,7 +198,32 @@ def _parse(s: Setting, raw: str):
     raise AssertionError(f"unknown setting kind {s.kind}")
 
 
+# the placeholders each message may use (filled in by budgets.Budgets.block_message)
+MESSAGE_PLACEHOLDERS = {
+    "METER_BLOCK_MESSAGE": ("spent", "limit", "period", "renews"),
+    "METER_ALLOWANCE_BLOCK_MESSAGE": ("spent", "limit"),
+}
+
+
+def _check_message(env: str, template: str, allowed: tuple[str, ...]) -> None:
+    """A message template may use only its placeholders, plain ({spent}); {{ and }} are braces."""
+    known = ", ".join("{" + name + "}" for name in allowed)
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError:
+        shown = template[template.rfind("{"):][:40] if "{" in template else "}"
+        raise SettingsError(f"{env} has an unclosed or stray brace near {shown!r}; use {known}, and {{{{ or }}}} for a brace") from None
+    for _, name, spec, conversion in fields:
+        if name is None:
+            continue
+        placeholder = "{" + name + ("!" + conversion if conversion else "") + (":" + spec if spec else "") + "}"
+        if name not in allowed or spec or conversion:
+            raise SettingsError(f"{env} has an unknown placeholder {placeholder}; use {known}")
+
+
 def _validate(values: dict) -> None:
+    for env, allowed in MESSAGE_PLACEHOLDERS.items():
+        _check_message(env, values[env], allowed)
     secret = values.get("JWT_SECRET")
     if secret is not None and len(secret) < 32:
         raise SettingsError("JWT_SECRET must be at least 32 characters long")
