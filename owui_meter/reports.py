@@ -233,6 +233,10 @@ def user_statement(meter, user_id: str, period: Period) -> bytes:
     return _build(story)
 
 
+GROUP_RULE = ("Each member is charged as on their own statement: usage, markup, base fee and minimum charge apply to "
+              "each member separately, and the group's total due is the sum of its members' charges.")
+
+
 def group_statement(meter, group_id: str, period: Period) -> bytes:
     _register_fonts()
     group = meter.db.query_one("SELECT * FROM groups WHERE id = ?", (group_id,))
@@ -249,14 +253,21 @@ def group_statement(meter, group_id: str, period: Period) -> bytes:
     )
     rate, currency = s.METER_USD_RATE, s.METER_CURRENCY
     totals = {"answers": sum(m["answers"] for m in members), "cost": sum(m["cost"] for m in members), "confirmed": sum(m["confirmed"] for m in members)}
+    # the one rule for groups: a group statement collects its members' statements, so what the
+    # group is billed never differs from what its members' own statements say
+    for m in members:
+        m["charges"] = charges(s, m["cost"], m["answers"])
+    due = sum((m["charges"].total for m in members), Decimal("0.00"))
     story = _header(meter, f"Group statement: {text(group['name'])}", statement_number("group", group_id, period), period, styles)
-    rows = [["Member", "Email", "Answers", "Cost"]]
+    story.append(Paragraph(GROUP_RULE, styles["body"]))
+    story.append(Spacer(1, 3 * mm))
+    rows = [["Member", "Email", "Answers", "Usage", "Charged"]]
     rows += [[Paragraph(text(m["name"] or m["id"]), styles["cell"]), Paragraph(text(m["email"] or ""), styles["cell"]), f"{m['answers']:,}",
-              money(convert(m["cost"], rate), currency)] for m in members]
-    rows.append(["Total", "", f"{totals['answers']:,}", money(convert(totals["cost"], rate), currency)])
-    story.append(_table(rows, [60 * mm, 64 * mm, 20 * mm, 30 * mm], money_cols=(2, 3)))
-    c = charges(s, totals["cost"], totals["answers"])
-    story += [Paragraph("Charges", styles["h2"]), _table(_charge_rows(c), [144 * mm, 30 * mm], header=False, money_cols=(1,))]
+              money(convert(m["cost"], rate), currency), money(m["charges"].total, currency)] for m in members]
+    rows.append(["Total", "", f"{totals['answers']:,}", money(convert(totals["cost"], rate), currency), money(due, currency)])
+    story.append(_table(rows, [52 * mm, 56 * mm, 18 * mm, 24 * mm, 24 * mm], money_cols=(2, 3, 4)))
+    story += [Spacer(1, 3 * mm), _table([["Total due", money(due, currency)]], [144 * mm, 30 * mm], header=False, money_cols=(1,))]
+    story[-1].setStyle(TableStyle([("FONT", (0, 0), (-1, -1), BOLD, 9)]))
     marks = ",".join("?" * len(members)) or "''"
     story += [Spacer(1, 4 * mm)] + _notes(meter, f"user_id IN ({marks})", tuple(m["id"] for m in members), period, totals, rate, currency, styles)
     return _build(story)
