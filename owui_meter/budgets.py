@@ -158,8 +158,8 @@ class Budgets:
             )
         if new and self.meter.settings.METER_BALANCES_ENABLED:
             # an answer whose inlet the meter missed (it was down) starts the balance itself
-            start_balance(conn, row["user_id"], min(clock.now_ms(), row["ts"]), self.meter.settings.METER_INITIAL_BALANCE)
-        conn.execute("UPDATE balances SET spent_nano = spent_nano + ? WHERE user_id = ? AND since <= ?", (delta, row["user_id"], row["ts"]))
+            start_balance(conn, row["user_id"], self.meter.settings.METER_INITIAL_BALANCE, after_event=row["id"] - 1)
+        conn.execute("UPDATE balances SET spent_nano = spent_nano + ? WHERE user_id = ? AND after_event < ?", (delta, row["user_id"], row["id"]))
         if self.alerts is not None:
             self.alerts.check(conn, row["user_id"], self.states(_rows(conn), row["user_id"], row["ts"]))
 
@@ -231,7 +231,7 @@ class Budgets:
         if self.meter.db.query_one("SELECT 1 AS x FROM balances WHERE user_id = ?", (user_id,)):
             return  # the common case, without taking the writer
         with self.meter.db.write() as conn:
-            start_balance(conn, user_id, clock.now_ms(), self.meter.settings.METER_INITIAL_BALANCE)
+            start_balance(conn, user_id, self.meter.settings.METER_INITIAL_BALANCE)
 
     # --- inlet ---------------------------------------------------------------------------------------
 
@@ -272,19 +272,22 @@ def _rows(conn):
     return lambda sql, params=(): conn.execute(sql, params).fetchall()
 
 
-def balance_since(ms: int) -> int:
-    """A balance counts answers from the start of the second it began: Open WebUI stamps answers
-    in whole seconds, so a first answer in the same second as its inlet must not fall before it."""
-    return ms // 1000 * 1000
+def _balance_row(conn, user_id: str, after_event: int | None):
+    """A balance deducts every answer recorded after it began (event ids above ``after_event``),
+    whatever time the answer carries: Open WebUI stamps answers in whole seconds, so a first
+    answer can bear a time just before the millisecond its balance began."""
+    if after_event is None:
+        after_event = conn.execute("SELECT coalesce(max(id), 0) AS id FROM events").fetchall()[0]["id"]
+    return conn.execute(
+        "INSERT INTO balances (user_id, since, after_event) VALUES (?, ?, ?) ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
+        (user_id, clock.now_ms(), after_event),
+    ).fetchall()
 
 
-def start_balance(conn, user_id: str, at_ms: int, initial_nano: int) -> bool:
+def start_balance(conn, user_id: str, initial_nano: int, after_event: int | None = None) -> bool:
     """Start a user's balance with the initial credit, unless it exists; inside a write
     transaction, so the check and the grant are one step (two first requests grant once)."""
-    started = conn.execute(
-        "INSERT INTO balances (user_id, since) VALUES (?, ?) ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
-        (user_id, balance_since(at_ms)),
-    ).fetchall()
+    started = _balance_row(conn, user_id, after_event)
     if started and initial_nano:
         conn.execute(
             "INSERT INTO balance_entries (user_id, ts, amount_nano, actor, note) VALUES (?, ?, ?, 'system', 'initial balance')",
@@ -297,7 +300,7 @@ def open_balance(conn, user_id: str, amount_nano: int, actor: str, note: str) ->
     """Start a user's balance (if not started) and credit it; inside a write transaction."""
     if is_unattributed(user_id):
         raise BadInput("spend not attributed to a user cannot have a balance")
-    conn.execute("INSERT OR IGNORE INTO balances (user_id, since) VALUES (?, ?)", (user_id, balance_since(clock.now_ms())))
+    _balance_row(conn, user_id, None)
     if amount_nano:
         conn.execute(
             "INSERT INTO balance_entries (user_id, ts, amount_nano, actor, note) VALUES (?, ?, ?, ?, ?)",

@@ -46,9 +46,10 @@ MERGE_INTO_PSEUDONYM = (
     """INSERT INTO spend (user_id, period, start, cost_nano)
        SELECT :alias, period, start, cost_nano FROM spend WHERE user_id = :user
        ON CONFLICT (user_id, period, start) DO UPDATE SET cost_nano = cost_nano + excluded.cost_nano""",
-    """INSERT INTO balances (user_id, since, spent_nano)
-       SELECT :alias, since, spent_nano FROM balances WHERE user_id = :user
-       ON CONFLICT (user_id) DO UPDATE SET since = min(since, excluded.since), spent_nano = spent_nano + excluded.spent_nano""",
+    """INSERT INTO balances (user_id, since, after_event, spent_nano)
+       SELECT :alias, since, after_event, spent_nano FROM balances WHERE user_id = :user
+       ON CONFLICT (user_id) DO UPDATE SET since = min(since, excluded.since), after_event = min(after_event, excluded.after_event),
+           spent_nano = spent_nano + excluded.spent_nano""",
     "INSERT OR IGNORE INTO alerts_sent SELECT budget_id, :alias, start, kind, ts FROM alerts_sent WHERE user_id = :user",
     "INSERT OR IGNORE INTO group_members (group_id, user_id) SELECT group_id, :alias FROM group_members WHERE user_id = :user",
     "UPDATE balance_entries SET user_id = :alias, note = '' WHERE user_id = :user",  # notes are free text about the person
