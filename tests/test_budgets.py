@@ -327,3 +327,40 @@ def test_alert_webhook_once_per_budget_and_period(data_dir, now):
     finally:
         meter.stop()
         server.shutdown()
+
+
+def test_upgrading_recounts_one_off_allowances_and_balances(tmp_path):
+    """Migration 0005 on a database of schema 4: allowances count from creation, balances deduct
+    every answer recorded after they began (the first ones the old rule missed included)."""
+    from owui_meter import db as dbmod
+
+    path = str(tmp_path / "old.db")
+    conn = dbmod.connect(path)
+    for number, _, sql in dbmod.migrations():
+        if number <= 4:
+            with conn:
+                conn.execute(sql)
+                conn.execute(f"PRAGMA user_version = {number}")
+    created = 1_790_000_000_000
+    with conn:
+        conn.execute("INSERT INTO users (id, first_seen, last_seen) VALUES ('ada', 0, 0), ('bob', 0, 0)")
+        conn.execute("INSERT INTO budgets (scope, scope_id, period, limit_nano, created, updated) VALUES ('user', 'ada', 'none', 10, ?, ?)", (created, created))
+        conn.execute("INSERT INTO budgets (scope, scope_id, period, limit_nano, created, updated) VALUES ('all', NULL, 'month', 10, 5, 5)")
+        for key, user, ts, received, cost in (("old", "ada", created - 10**10, created - 10**10, 30), ("new", "ada", created + 5, created + 9, 4),
+                                              ("bob-first", "bob", created + 999_000, created + 1_000_300, 2), ("bob-next", "bob", created + 2_000_000, created + 2_000_000, 3)):
+            conn.execute("INSERT INTO events (key, ts, received, user_id, model, source, cost_nano, cost_source) VALUES (?, ?, ?, ?, 'm', 'ui', ?, 'inline')",
+                         (key, ts, received, user, cost))
+        conn.execute("INSERT INTO spend VALUES ('ada', 'none', 'all', 34)")
+        # Bob's balance began at 1,000,200 ms; his first answer, stamped in whole seconds, was never deducted
+        conn.execute("INSERT INTO balances (user_id, since, spent_nano) VALUES ('bob', ?, 3)", (created + 1_000_200,))
+    conn.close()
+    upgraded = dbmod.Database(path)
+    try:
+        assert upgraded.applied_migrations == ["0005_allowances_and_balances.sql"]
+        # a counter per user from each allowance's start (whom it applies to is decided at inlet)
+        assert upgraded.query("SELECT user_id, start, cost_nano FROM spend WHERE period = 'none' ORDER BY user_id") == [
+            {"user_id": "ada", "start": str(created), "cost_nano": 4}, {"user_id": "bob", "start": str(created), "cost_nano": 5}]
+        assert upgraded.query_one("SELECT since FROM budgets WHERE period = 'month'")["since"] is None
+        assert upgraded.query_one("SELECT spent_nano FROM balances WHERE user_id = 'bob'")["spent_nano"] == 5
+    finally:
+        upgraded.close()
