@@ -1,8 +1,8 @@
 """Every derived figure checked against the events it comes from (``owui-meter check``).
 
 The ledger's events are the record; the rest is derived and kept up to date as events arrive and
-costs change: daily totals, spend counters per budget period, prepaid balances, confirmed costs,
-and the figures statements print. :func:`check` recomputes each from the events and returns what
+costs change: daily totals (and the pages' rollups of them), spend counters per budget period,
+prepaid balances, confirmed costs, and the figures statements print. :func:`check` recomputes each from the events and returns what
 differs, as sentences. It only reads, through a read-only connection inside one read transaction
 (one consistent snapshot), so it is safe while the meter runs.
 
@@ -20,6 +20,7 @@ from collections import defaultdict
 from . import db as dbmodule
 from .billing import charges
 from .budgets import CALENDAR_PERIODS, period_start
+from .ledger import UNATTRIBUTED
 
 QUARTER_MS = 900_000  # every zone's offset is a multiple of 15 minutes
 
@@ -46,8 +47,10 @@ def check_file(path: str, settings) -> list[str]:
     try:
         version = conn.execute("PRAGMA user_version").fetchall()[0]["user_version"]
         latest = dbmodule.migrations()[-1][0]
-        if version != latest:
+        if version < latest:
             return [f"the database is at schema {version}, this meter's is {latest}: start the meter once to migrate it, then check"]
+        if version > latest:
+            return [f"the database is at schema {version}, newer than this meter's {latest}: check it with the meter that wrote it"]
         conn.execute("BEGIN")  # one snapshot, whatever the running meter writes meanwhile
         try:
             return check(Snapshot(conn), settings)
@@ -64,6 +67,7 @@ def check(db: Snapshot, settings) -> list[str]:
     problems: list[str] = []
     problems += _events_costs(db)
     problems += _daily_totals(db, zoneinfo.ZoneInfo(daily_zone), pruned)
+    problems += _rollups(db)
     problems += _spend_counters(db, zoneinfo.ZoneInfo(settings.METER_TIMEZONE), pruned)
     problems += _allowance_counters(db, pruned)
     problems += _balances(db, pruned)
@@ -149,12 +153,33 @@ def _daily_totals(db, zone, pruned: int) -> list[str]:
     return problems
 
 
+ROLLUPS = (("usage_day_user", "user_id"), ("usage_day_model", "model"), ("usage_day_source", "source"))
+
+
+def _rollups(db) -> list[str]:
+    """The pages' rollups hold exactly usage_daily's sums (pruned days included: both outlive them)."""
+    problems = []
+    sums = ", ".join(f"sum({c}) AS {c}" for c in DAILY_COLUMNS)
+    for table, column in ROLLUPS:
+        expected = {(r["day"], r[column]): r for r in db.query(f"SELECT day, {column}, {sums} FROM usage_daily GROUP BY day, {column}")}
+        kept = {(r["day"], r[column]): r for r in db.query(f"SELECT * FROM {table}")}
+        zero = dict.fromkeys(DAILY_COLUMNS, 0)
+        for key in sorted(set(expected) | set(kept)):
+            want, have = expected.get(key, zero), kept.get(key, zero)
+            for c in DAILY_COLUMNS:
+                if want[c] != have[c]:
+                    problems.append(f"{table} {key[0]} {column} {key[1]!r}: {c} {have[c]} ≠ daily totals {want[c]}")
+    return problems
+
+
 # --- spend counters -------------------------------------------------------------------------------------
 
 
 def _spend_counters(db, zone, pruned: int) -> list[str]:
     expected: dict[tuple, int] = defaultdict(int)
-    for q in db.query("SELECT ts / 900000 AS quarter, user_id, sum(cost_nano) AS cost FROM events GROUP BY quarter, user_id"):
+    # spend not attributed to a user is no one's: it counts toward no budget
+    for q in db.query("SELECT ts / 900000 AS quarter, user_id, sum(cost_nano) AS cost FROM events WHERE user_id != ? GROUP BY quarter, user_id",
+                      (UNATTRIBUTED,)):
         day = _local_day(q["quarter"], zone)
         for period in CALENDAR_PERIODS:
             expected[(q["user_id"], period, period_start(period, day)[0])] += q["cost"]
@@ -176,7 +201,8 @@ def _allowance_counters(db, pruned: int) -> list[str]:
     for since in sorted(starts):
         if since < pruned:
             continue
-        expected = {r["user_id"]: r["cost"] for r in db.query("SELECT user_id, sum(cost_nano) AS cost FROM events WHERE ts >= ? GROUP BY user_id", (since,))}
+        expected = {r["user_id"]: r["cost"] for r in db.query(
+            "SELECT user_id, sum(cost_nano) AS cost FROM events WHERE ts >= ? AND user_id != ? GROUP BY user_id", (since, UNATTRIBUTED))}
         have = {u: c for (u, s), c in kept.items() if s == str(since)}
         for user in sorted(set(expected) | set(have)):
             if expected.get(user, 0) != have.get(user, 0):
@@ -227,8 +253,8 @@ def _statements(db, settings, zone, pruned: int) -> list[str]:
             continue
         rows = {r["user_id"]: r for r in summary_rows(meter, period)}
         events = {r["user_id"]: r for r in db.query(
-            "SELECT user_id, count(*) AS answers, sum(cost_nano) AS cost FROM events WHERE ts >= ? AND ts < ? GROUP BY user_id",
-            (period.start_ms, period.end_ms))}
+            "SELECT user_id, count(*) AS answers, sum(cost_nano) AS cost FROM events WHERE ts >= ? AND ts < ? AND user_id != ? GROUP BY user_id",
+            (period.start_ms, period.end_ms, UNATTRIBUTED))}  # no one's spend has no statement
         for user in sorted(set(rows) | set(events)):
             row, want = rows.get(user), events.get(user, {"answers": 0, "cost": 0})
             if row is None:

@@ -356,7 +356,7 @@ def test_upgrading_recounts_one_off_allowances_and_balances(tmp_path):
     conn.close()
     upgraded = dbmod.Database(path)
     try:
-        assert upgraded.applied_migrations == ["0005_allowances_and_balances.sql"]
+        assert upgraded.applied_migrations[0] == "0005_allowances_and_balances.sql"
         # a counter per user from each allowance's start (whom it applies to is decided at inlet)
         assert upgraded.query("SELECT user_id, start, cost_nano FROM spend WHERE period = 'none' ORDER BY user_id") == [
             {"user_id": "ada", "start": str(created), "cost_nano": 4}, {"user_id": "bob", "start": str(created), "cost_nano": 5}]

@@ -33,6 +33,8 @@ BREAKAGES = [
     ("UPDATE usage_daily SET cost_nano = cost_nano + 1 WHERE user_id = :ada", "daily totals"),
     ("UPDATE usage_daily SET answers = answers - 1 WHERE user_id = :bob", "answers 0 ≠ events 1"),
     ("DELETE FROM usage_daily WHERE user_id = :bob", "daily totals"),
+    ("UPDATE usage_day_model SET completion_tokens = completion_tokens + 1", "usage_day_model"),
+    ("DELETE FROM usage_day_user WHERE user_id = :bob", "usage_day_user"),
     ("UPDATE spend SET cost_nano = cost_nano + 7 WHERE user_id = :ada AND period = 'month'", "spend counter"),
     ("UPDATE spend SET cost_nano = 0 WHERE user_id = :bob AND period = 'none'", "one-off allowance counter"),
     ("INSERT INTO spend VALUES (:ada, 'none', '1', 5)", "no budget has"),
