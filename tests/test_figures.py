@@ -154,3 +154,12 @@ def test_a_periods_total_is_the_same_cent_on_the_dashboard_api_csv_and_pdf(data_
     group_models = re.search(r"Top models (.*?) Reconciliation", summary).group(1)
     assert group_models.count("$1.51") == 2  # each model: $1.506 rounded once
     meter.stop()
+
+
+@pytest.mark.parametrize("n, shown", [(9_999, "9,999"), (10_000, "10 k"), (233_374, "233.4 k"), (999_949, "999.9 k"),
+                                      (999_950, "1 M"), (1_250_000, "1.2 M"), (999_950_000, "1 B")])
+def test_counts_at_the_unit_edges(n, shown):
+    from owui_meter.web.templating import human_count
+
+    assert human_count(n) == shown and shows(shown, n)
+
