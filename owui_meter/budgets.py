@@ -347,12 +347,12 @@ def save_budget(meter, budget: dict, actor: str, budget_id: int | None = None) -
             ).fetchall()
         if not rows:
             return None
-        _follow_allowances(conn)
+        follow_allowances(conn)
         audit.record(conn, actor, "budget.create" if budget_id is None else "budget.update", {"budget_id": rows[0]["id"], **budget})
         return rows[0]
 
 
-def _follow_allowances(conn) -> None:
+def follow_allowances(conn) -> None:
     """Keep one spend counter per one-off allowance start: a new start counts the answers given
     since then (only ones stamped up to a few minutes ahead can exist); a start no allowance
     uses any more goes."""
@@ -370,6 +370,6 @@ def delete_budget(meter, budget_id: int, actor: str) -> bool:
     with meter.db.write() as conn:
         if not conn.execute("DELETE FROM budgets WHERE id = ? RETURNING id", (budget_id,)).fetchall():
             return False
-        _follow_allowances(conn)
+        follow_allowances(conn)
         audit.record(conn, actor, "budget.delete", {"budget_id": budget_id})
         return True

@@ -19,6 +19,7 @@ import hmac
 import json
 
 from . import audit
+from .budgets import follow_allowances
 from .errors import BadInput
 from .first_run import pseudonym_key
 from .ledger import is_unattributed
@@ -95,6 +96,7 @@ def erase_user(meter, user_id: str, mode: str, actor: str) -> dict | None:
         if mode == "delete":
             conn.execute("DELETE FROM generations WHERE event_id IN (SELECT id FROM events WHERE user_id = ?)", (user_id,))
             conn.execute("DELETE FROM budgets WHERE scope = 'user' AND scope_id = ?", (user_id,))
+            follow_allowances(conn)  # a one-off allowance that went with them takes its counters along
         else:
             conn.execute(
                 "INSERT OR IGNORE INTO users (id, email, name, role, first_seen, last_seen) SELECT ?, NULL, 'Erased user', NULL, first_seen, last_seen FROM users WHERE id = ?",

@@ -364,3 +364,18 @@ def test_upgrading_recounts_one_off_allowances_and_balances(tmp_path):
         assert upgraded.query_one("SELECT spent_nano FROM balances WHERE user_id = 'bob'")["spent_nano"] == 5
     finally:
         upgraded.close()
+
+
+def test_erasing_a_user_drops_the_counters_of_their_one_off_allowance(client, meter, admin):
+    """Found by the randomised test: erasure (delete) removed the allowance but left its counters."""
+    from conftest import assert_invariants
+
+    spend(client, ADA, 1, "a")
+    budget(client, admin, scope="user", scope_id=BOB["id"], period="none", limit_usd=5)
+    spend(client, ADA, 2, "b")
+    assert meter.db.query_one("SELECT count(*) AS n FROM spend WHERE period = 'none'")["n"] == 1  # Ada's, from the allowance's start
+    assert client.delete(f"/api/v1/users/{BOB['id']}?mode=delete", headers=admin).status_code in (200, 404)
+    spend(client, BOB, 1, "bob")
+    assert client.delete(f"/api/v1/users/{BOB['id']}?mode=delete", headers=admin).status_code == 200
+    assert meter.db.query("SELECT * FROM spend WHERE period = 'none'") == []
+    assert_invariants(meter)
