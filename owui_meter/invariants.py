@@ -20,7 +20,7 @@ from collections import defaultdict
 from . import db as dbmodule
 from .billing import charges
 from .budgets import CALENDAR_PERIODS, period_start
-from .ledger import UNATTRIBUTED
+from .ledger import BYOK_COST_KEY, UNATTRIBUTED
 
 QUARTER_MS = 900_000  # every zone's offset is a multiple of 15 minutes
 
@@ -64,9 +64,11 @@ def check(db: Snapshot, settings) -> list[str]:
     """Every difference between a derived figure and the events; empty when all agree."""
     pruned = int((db.query_one("SELECT value FROM meta WHERE key = 'retention.pruned_before'") or {"value": 0})["value"])
     daily_zone = (db.query_one("SELECT value FROM meta WHERE key = 'usage_daily.timezone'") or {"value": settings.METER_TIMEZONE})["value"]
+    byok_cost = (db.query_one("SELECT value FROM meta WHERE key = ?", (BYOK_COST_KEY,)) or {"value": settings.METER_BYOK_COST})["value"]
+    provider_counts = byok_cost == "provider+fee"
     problems: list[str] = []
-    problems += _events_costs(db)
-    problems += _daily_totals(db, zoneinfo.ZoneInfo(daily_zone), pruned)
+    problems += _events_costs(db, provider_counts)
+    problems += _daily_totals(db, zoneinfo.ZoneInfo(daily_zone), pruned, provider_counts)
     problems += _rollups(db)
     problems += _spend_counters(db, zoneinfo.ZoneInfo(settings.METER_TIMEZONE), pruned)
     problems += _allowance_counters(db, pruned)
@@ -86,13 +88,16 @@ def _local_day(quarter: int, zone) -> dt.date:
 # --- each event's cost against its source ---------------------------------------------------------
 
 
-def _events_costs(db) -> list[str]:
+def _events_costs(db, provider_counts: bool) -> list[str]:
+    """Each answer's cost is its charges (OpenRouter's, plus a BYOK provider's under
+    METER_BYOK_COST=provider+fee), and a confirmed one is what its generations say."""
     problems = []
     rows = db.query(
-        """SELECT e.id, e.key, e.cost_nano, e.cost_source, e.inline_cost_nano, e.lookup_state,
-                  count(g.id) AS gens, coalesce(sum(g.state = 'done'), 0) AS done,
+        """SELECT e.id, e.key, e.cost_nano, e.cost_source, e.inline_cost_nano, e.lookup_state, e.openrouter_nano,
+                  e.provider_nano, e.byok, count(g.id) AS gens, coalesce(sum(g.state = 'done'), 0) AS done,
                   coalesce(sum(g.state = 'pending'), 0) AS pending, coalesce(sum(g.state = 'gave_up'), 0) AS gave_up,
-                  coalesce(sum(g.total_cost_nano), 0) AS gen_cost
+                  coalesce(sum(g.total_cost_nano), 0) AS gen_cost,
+                  coalesce(sum(CASE WHEN g.byok THEN g.upstream_cost_nano ELSE 0 END), 0) AS gen_provider
            FROM events e LEFT JOIN generations g ON g.event_id = e.id
            GROUP BY e.id"""
     )
@@ -100,16 +105,21 @@ def _events_costs(db) -> list[str]:
         where = f"answer {r['key']!r}"
         if r["cost_nano"] < 0:
             problems.append(f"{where}: negative cost {r['cost_nano']}")
+        charges_ = r["openrouter_nano"] + (r["provider_nano"] if provider_counts else 0)
+        if r["cost_nano"] != charges_:
+            problems.append(f"{where}: cost {r['cost_nano']} ≠ its charges {charges_} (OpenRouter {r['openrouter_nano']}, provider {r['provider_nano']})")
         source, state = r["cost_source"], r["lookup_state"]
         if source == "generation":
             if state != "confirmed" or r["done"] != r["gens"] or not r["gens"]:
                 problems.append(f"{where}: confirmed cost but {r['done']} of {r['gens']} generations known (lookup {state})")
-            elif r["cost_nano"] != r["gen_cost"]:
-                problems.append(f"{where}: confirmed cost {r['cost_nano']} ≠ its generations' total_cost {r['gen_cost']}")
+            elif r["openrouter_nano"] != r["gen_cost"]:
+                problems.append(f"{where}: confirmed OpenRouter charge {r['openrouter_nano']} ≠ its generations' total_cost {r['gen_cost']}")
+            elif r["byok"] and r["provider_nano"] != r["gen_provider"]:
+                problems.append(f"{where}: confirmed provider charge {r['provider_nano']} ≠ its generations' upstream cost {r['gen_provider']}")
         elif state == "confirmed":
             problems.append(f"{where}: lookup confirmed but the cost source is {source}")
-        if source == "inline" and r["cost_nano"] != r["inline_cost_nano"]:
-            problems.append(f"{where}: inline cost {r['cost_nano']} ≠ the reported {r['inline_cost_nano']}")
+        if source == "inline" and not r["byok"] and r["openrouter_nano"] != r["inline_cost_nano"]:
+            problems.append(f"{where}: inline cost {r['openrouter_nano']} ≠ the reported {r['inline_cost_nano']}")
         if source in ("pending", "unpriced") and r["cost_nano"] != 0:
             problems.append(f"{where}: {source} but costs {r['cost_nano']}")
         if state == "pending" and not r["pending"]:
@@ -125,16 +135,19 @@ def _events_costs(db) -> list[str]:
 
 # --- daily totals ---------------------------------------------------------------------------------------
 
-DAILY_COLUMNS = ("answers", "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "cost_nano", "confirmed_cost_nano")
+ROLLUP_COLUMNS = ("answers", "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "cost_nano", "confirmed_cost_nano")
+DAILY_COLUMNS = ROLLUP_COLUMNS + ("provider_cost_nano", "cache_discount_nano")
 
 
-def _daily_totals(db, zone, pruned: int) -> list[str]:
+def _daily_totals(db, zone, pruned: int, provider_counts: bool) -> list[str]:
     expected: dict[tuple, dict] = defaultdict(lambda: dict.fromkeys(DAILY_COLUMNS, 0))
     for q in db.query(
-        """SELECT ts / 900000 AS quarter, user_id, model, source, count(*) AS answers,
+        f"""SELECT ts / 900000 AS quarter, user_id, model, source, count(*) AS answers,
                   sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
                   sum(reasoning_tokens) AS reasoning_tokens, sum(cached_tokens) AS cached_tokens, sum(cost_nano) AS cost_nano,
-                  sum(CASE WHEN cost_source = 'generation' THEN cost_nano ELSE 0 END) AS confirmed_cost_nano
+                  sum(CASE WHEN cost_source = 'generation' THEN cost_nano ELSE 0 END) AS confirmed_cost_nano,
+                  {"sum(provider_nano)" if provider_counts else "0"} AS provider_cost_nano,
+                  coalesce(sum(cache_discount_nano), 0) AS cache_discount_nano
            FROM events GROUP BY quarter, user_id, model, source"""
     ):
         acc = expected[(_local_day(q["quarter"], zone).isoformat(), q["user_id"], q["model"], q["source"])]
@@ -159,14 +172,14 @@ ROLLUPS = (("usage_day_user", "user_id"), ("usage_day_model", "model"), ("usage_
 def _rollups(db) -> list[str]:
     """The pages' rollups hold exactly usage_daily's sums (pruned days included: both outlive them)."""
     problems = []
-    sums = ", ".join(f"sum({c}) AS {c}" for c in DAILY_COLUMNS)
+    sums = ", ".join(f"sum({c}) AS {c}" for c in ROLLUP_COLUMNS)
     for table, column in ROLLUPS:
         expected = {(r["day"], r[column]): r for r in db.query(f"SELECT day, {column}, {sums} FROM usage_daily GROUP BY day, {column}")}
         kept = {(r["day"], r[column]): r for r in db.query(f"SELECT * FROM {table}")}
-        zero = dict.fromkeys(DAILY_COLUMNS, 0)
+        zero = dict.fromkeys(ROLLUP_COLUMNS, 0)
         for key in sorted(set(expected) | set(kept)):
             want, have = expected.get(key, zero), kept.get(key, zero)
-            for c in DAILY_COLUMNS:
+            for c in ROLLUP_COLUMNS:
                 if want[c] != have[c]:
                     problems.append(f"{table} {key[0]} {column} {key[1]!r}: {c} {have[c]} ≠ daily totals {want[c]}")
     return problems

@@ -41,7 +41,8 @@ BREAKAGES = [
     ("UPDATE balances SET spent_nano = spent_nano - 1", "balance of user"),
     ("INSERT INTO balance_entries (user_id, ts, amount_nano, actor, note) VALUES (:ada, 0, 1, 'system', 'initial balance'), "
      "(:ada, 0, 1, 'system', 'initial balance')", "granted 2 times"),
-    ("UPDATE events SET cost_nano = cost_nano + 1 WHERE key = 'k0'", "inline cost"),
+    ("UPDATE events SET cost_nano = cost_nano + 1 WHERE key = 'k0'", "≠ its charges"),
+    ("UPDATE events SET openrouter_nano = openrouter_nano + 1, cost_nano = cost_nano + 1 WHERE key = 'k0'", "inline cost"),
     ("UPDATE events SET cost_source = 'generation', lookup_state = 'confirmed' WHERE key = 'k1'", "0 of 0 generations"),
     ("INSERT INTO generations (id, event_id, state, created, next_try, total_cost_nano) SELECT 'gen-x', id, 'done', 0, 0, 3 FROM events WHERE key = 'k1'",
      "no lookup but 1 generations"),

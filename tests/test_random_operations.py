@@ -167,9 +167,14 @@ class MeterOperations(RuleBasedStateMachine):
         stored = self.meter.db.query_one("SELECT cost_nano, user_id FROM events WHERE key = ?", (key,))
         before = self.count()
         response = self.client.post("/api/v1/outlet", json=body, headers=H)
-        assert response.status_code == 202
-        if stored is not None:  # still there (not erased or pruned): the same event, unchanged
-            assert response.get_json()["duplicate"] is True and self.count() == before
+        if stored is not None and stored["user_id"] != body["user"]["id"]:
+            # anonymised since: the key now names the pseudonym's answer, another user's; refused
+            assert response.status_code == 409 and self.count() == before
+        else:
+            assert response.status_code == 202
+        if stored is not None:  # still there (not deleted or pruned): the same event, unchanged
+            assert response.status_code == 409 or response.get_json()["duplicate"] is True
+            assert self.count() == before
             assert self.meter.db.query_one("SELECT cost_nano FROM events WHERE key = ?", (key,))["cost_nano"] == stored["cost_nano"]
 
     @rule(who=st.integers(0, len(USERS) - 1))
