@@ -5,10 +5,12 @@ The arithmetic, so it can be checked by reading a statement:
 - usage is the ledger's cost for the period (confirmed, inline or estimated);
 - markup = usage × METER_MARKUP_PERCENT / 100;
 - base fee = METER_BASE_FEE, on a statement with any usage;
-- minimum charge: when usage + markup + base fee is below MINIMUM_CHARGE_FEE and there was any
-  usage, a line "minimum charge adjustment" brings the total up to it (no usage: no charge);
-- every line is converted at METER_USD_RATE and rounded to the cent (half to even), and the total
-  is the sum of the rounded lines, so the lines always add up on paper.
+- minimum charge: when usage + markup + base fee, as printed (rounded), is below
+  MINIMUM_CHARGE_FEE (rounded) and there was any usage, a line "minimum charge adjustment" brings
+  the total up to it (no usage: no charge); the line is never 0.00 or below;
+- every line is converted at METER_USD_RATE and rounded to the cent by the one rule
+  (:func:`money.to_cents`), and the total is the sum of the rounded lines, so the lines always
+  add up on paper.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
-NANO = Decimal(10**9)
-CENT = Decimal("0.01")
+from .money import to_cents
 
 
 @dataclass
@@ -34,13 +35,9 @@ class Charges:
     currency: str
     rate: Decimal
 
-    @property
-    def total_nano(self) -> int:
-        return sum(line.usd_nano for line in self.lines)
-
 
 def convert(nano: int, rate: Decimal) -> Decimal:
-    return (Decimal(nano) / NANO * rate).quantize(CENT, rounding=ROUND_HALF_EVEN)
+    return to_cents(nano, rate)
 
 
 def charges(settings, usage_nano: int, answers: int) -> Charges:
@@ -51,10 +48,12 @@ def charges(settings, usage_nano: int, answers: int) -> Charges:
         lines.append(Line(f"Markup {settings.METER_MARKUP_PERCENT.normalize():f}%", markup, convert(markup, rate)))
     if answers and settings.METER_BASE_FEE:
         lines.append(Line("Base fee", settings.METER_BASE_FEE, convert(settings.METER_BASE_FEE, rate)))
-    subtotal = sum(line.usd_nano for line in lines)
-    if answers and subtotal < settings.MINIMUM_CHARGE_FEE:
-        gap = settings.MINIMUM_CHARGE_FEE - subtotal
-        lines.append(Line("Minimum charge adjustment", gap, convert(settings.MINIMUM_CHARGE_FEE, rate) - sum(line.amount for line in lines)))
+    # compared in the currency as printed: a subtotal that rounds up to the minimum needs no line
+    subtotal = sum((line.amount for line in lines), Decimal("0.00"))
+    minimum = convert(settings.MINIMUM_CHARGE_FEE, rate)
+    if answers and subtotal < minimum:
+        gap_nano = max(settings.MINIMUM_CHARGE_FEE - sum(line.usd_nano for line in lines), 0)
+        lines.append(Line("Minimum charge adjustment", gap_nano, minimum - subtotal))
     return Charges(lines, sum((line.amount for line in lines), Decimal("0.00")), currency, rate)
 
 

@@ -39,7 +39,10 @@ PERIOD_WORDS = {
 
 
 def period_start(period: str, day: dt.date) -> tuple[str, dt.date | None]:
-    """The period's key (its first day, or 'all') and the day it renews."""
+    """A calendar period's key (its first day) and the day it renews.
+
+    One-off allowances ('none') have no calendar period: their counter is keyed by the time the
+    allowance began (:func:`allowance_start`)."""
     if period == "day":
         return day.isoformat(), day + dt.timedelta(days=1)
     if period == "week":
@@ -49,7 +52,12 @@ def period_start(period: str, day: dt.date) -> tuple[str, dt.date | None]:
         first = day.replace(day=1)
         following = (first + dt.timedelta(days=32)).replace(day=1)
         return first.isoformat(), following
-    return "all", None
+    raise ValueError(f"{period} is not a calendar period")
+
+
+def allowance_start(budget: dict) -> str:
+    """The spend counter key of a one-off allowance: when it began, in unix ms."""
+    return str(budget["since"])
 
 
 @dataclass
@@ -140,8 +148,18 @@ class Budgets:
     def on_cost(self, conn, row: dict, delta: int, new: bool) -> None:
         if not delta or is_unattributed(row["user_id"]):
             return
-        self._add_spend(conn, row["user_id"], self.local_day(row["ts"]), delta, PERIODS)
-        conn.execute("UPDATE balances SET spent_nano = spent_nano + ? WHERE user_id = ? AND since <= ?", (delta, row["user_id"], row["ts"]))
+        self._add_spend(conn, row["user_id"], self.local_day(row["ts"]), delta, CALENDAR_PERIODS)
+        # every one-off allowance that had begun when the answer was given counts it
+        for r in conn.execute("SELECT DISTINCT since FROM budgets WHERE period = 'none' AND since <= ?", (row["ts"],)).fetchall():
+            conn.execute(
+                """INSERT INTO spend (user_id, period, start, cost_nano) VALUES (?, 'none', ?, ?)
+                   ON CONFLICT (user_id, period, start) DO UPDATE SET cost_nano = cost_nano + excluded.cost_nano""",
+                (row["user_id"], str(r["since"]), delta),
+            )
+        if new and self.meter.settings.METER_BALANCES_ENABLED:
+            # an answer whose inlet the meter missed (it was down) starts the balance itself
+            start_balance(conn, row["user_id"], self.meter.settings.METER_INITIAL_BALANCE, after_event=row["id"] - 1)
+        conn.execute("UPDATE balances SET spent_nano = spent_nano + ? WHERE user_id = ? AND after_event < ?", (delta, row["user_id"], row["id"]))
         if self.alerts is not None:
             self.alerts.check(conn, row["user_id"], self.states(_rows(conn), row["user_id"], row["ts"]))
 
@@ -182,7 +200,10 @@ class Budgets:
         day = self.local_day(at_ms)
         states = []
         for budget in budgets:
-            start, renews = period_start(budget["period"], day)
+            if budget["period"] == "none":
+                start, renews = allowance_start(budget), None
+            else:
+                start, renews = period_start(budget["period"], day)
             if budget["scope"] == "user" or budget["group_mode"] == "per_member":
                 row = query("SELECT cost_nano FROM spend WHERE user_id = ? AND period = ? AND start = ?", (user_id, budget["period"], start))
             elif budget["scope"] == "group":
@@ -208,9 +229,9 @@ class Budgets:
     def ensure_balance(self, user_id: str) -> None:
         """With balances on, a user seen for the first time starts with METER_INITIAL_BALANCE."""
         if self.meter.db.query_one("SELECT 1 AS x FROM balances WHERE user_id = ?", (user_id,)):
-            return
+            return  # the common case, without taking the writer
         with self.meter.db.write() as conn:
-            open_balance(conn, user_id, self.meter.settings.METER_INITIAL_BALANCE, "system", "initial balance")
+            start_balance(conn, user_id, self.meter.settings.METER_INITIAL_BALANCE)
 
     # --- inlet ---------------------------------------------------------------------------------------
 
@@ -232,14 +253,18 @@ class Budgets:
         return True, None
 
     def block_message(self, state: BudgetState) -> str:
-        renews = f"{state.renews.day} {state.renews.strftime('%B')}" if state.renews else "never (it is a one-off allowance)"
+        settings = self.meter.settings
         if state.shared:
-            whose = "your group's" if state.budget["scope"] == "group" else "the team's"
-            when = f" It renews on {renews}." if state.renews else ""
-            return f"{whose[0].upper()}{whose[1:]} {PERIOD_WORDS['en'][state.budget['period']]} budget of {format_usd(state.limit, 2)} is used up.{when}"
-        return self.meter.settings.METER_BLOCK_MESSAGE.format(
+            whose = "Your group's" if state.budget["scope"] == "group" else "The team's"
+            if state.renews is None:
+                return f"{whose} one-off allowance of {format_usd(state.limit, 2)} is used up."
+            renews = f"{state.renews.day} {state.renews.strftime('%B')}"
+            return f"{whose} {PERIOD_WORDS['en'][state.budget['period']]} budget of {format_usd(state.limit, 2)} is used up. It renews on {renews}."
+        if state.renews is None:
+            return settings.METER_ALLOWANCE_BLOCK_MESSAGE.format(spent=format_usd(state.spent, 2), limit=format_usd(state.limit, 2))
+        return settings.METER_BLOCK_MESSAGE.format(
             spent=format_usd(state.spent, 2), limit=format_usd(state.limit, 2),
-            period=PERIOD_WORDS["en"][state.budget["period"]], renews=renews,
+            period=PERIOD_WORDS["en"][state.budget["period"]], renews=f"{state.renews.day} {state.renews.strftime('%B')}",
         )
 
 
@@ -247,11 +272,35 @@ def _rows(conn):
     return lambda sql, params=(): conn.execute(sql, params).fetchall()
 
 
+def _balance_row(conn, user_id: str, after_event: int | None):
+    """A balance deducts every answer recorded after it began (event ids above ``after_event``),
+    whatever time the answer carries: Open WebUI stamps answers in whole seconds, so a first
+    answer can bear a time just before the millisecond its balance began."""
+    if after_event is None:
+        after_event = conn.execute("SELECT coalesce(max(id), 0) AS id FROM events").fetchall()[0]["id"]
+    return conn.execute(
+        "INSERT INTO balances (user_id, since, after_event) VALUES (?, ?, ?) ON CONFLICT (user_id) DO NOTHING RETURNING user_id",
+        (user_id, clock.now_ms(), after_event),
+    ).fetchall()
+
+
+def start_balance(conn, user_id: str, initial_nano: int, after_event: int | None = None) -> bool:
+    """Start a user's balance with the initial credit, unless it exists; inside a write
+    transaction, so the check and the grant are one step (two first requests grant once)."""
+    started = _balance_row(conn, user_id, after_event)
+    if started and initial_nano:
+        conn.execute(
+            "INSERT INTO balance_entries (user_id, ts, amount_nano, actor, note) VALUES (?, ?, ?, 'system', 'initial balance')",
+            (user_id, clock.now_ms(), initial_nano),
+        )
+    return bool(started)
+
+
 def open_balance(conn, user_id: str, amount_nano: int, actor: str, note: str) -> None:
     """Start a user's balance (if not started) and credit it; inside a write transaction."""
     if is_unattributed(user_id):
         raise BadInput("spend not attributed to a user cannot have a balance")
-    conn.execute("INSERT OR IGNORE INTO balances (user_id, since) VALUES (?, ?)", (user_id, clock.now_ms()))
+    _balance_row(conn, user_id, None)
     if amount_nano:
         conn.execute(
             "INSERT INTO balance_entries (user_id, ts, amount_nano, actor, note) VALUES (?, ?, ?, ?, ?)",
@@ -278,30 +327,49 @@ def top_up(meter, user_id: str, amount_nano: int, actor: str, note: str) -> bool
 
 def save_budget(meter, budget: dict, actor: str, budget_id: int | None = None) -> dict | None:
     """Create (no id) or replace a budget, audited; the stored row, or None for an unknown id."""
-    values = budget | {"now": clock.now_ms(), "id": budget_id}
+    now = clock.now_ms()
+    values = budget | {"now": now, "id": budget_id, "since": now if budget["period"] == "none" else None}
     with meter.db.write() as conn:
         if budget_id is None:
             rows = conn.execute(
-                """INSERT INTO budgets (scope, scope_id, period, limit_nano, warn_percent, action, group_mode, created, updated)
-                   VALUES (:scope, :scope_id, :period, :limit_nano, :warn_percent, :action, :group_mode, :now, :now) RETURNING *""",
+                """INSERT INTO budgets (scope, scope_id, period, limit_nano, warn_percent, action, group_mode, created, updated, since)
+                   VALUES (:scope, :scope_id, :period, :limit_nano, :warn_percent, :action, :group_mode, :now, :now, :since) RETURNING *""",
                 values,
             ).fetchall()
         else:
+            # a one-off allowance that stays one-off keeps counting from when it began
             rows = conn.execute(
                 """UPDATE budgets SET scope = :scope, scope_id = :scope_id, period = :period, limit_nano = :limit_nano,
-                       warn_percent = :warn_percent, action = :action, group_mode = :group_mode, updated = :now
+                       warn_percent = :warn_percent, action = :action, group_mode = :group_mode, updated = :now,
+                       since = CASE WHEN :since IS NULL THEN NULL ELSE coalesce(since, :since) END
                    WHERE id = :id RETURNING *""",
                 values,
             ).fetchall()
         if not rows:
             return None
+        follow_allowances(conn)
         audit.record(conn, actor, "budget.create" if budget_id is None else "budget.update", {"budget_id": rows[0]["id"], **budget})
         return rows[0]
+
+
+def follow_allowances(conn) -> None:
+    """Keep one spend counter per one-off allowance start: a new start counts the answers given
+    since then (only ones stamped up to a few minutes ahead can exist); a start no allowance
+    uses any more goes."""
+    conn.execute(
+        """INSERT INTO spend (user_id, period, start, cost_nano)
+           SELECT e.user_id, 'none', CAST(b.since AS TEXT), sum(e.cost_nano)
+           FROM (SELECT DISTINCT since FROM budgets WHERE period = 'none') b JOIN events e ON e.ts >= b.since
+           WHERE NOT EXISTS (SELECT 1 FROM spend s WHERE s.period = 'none' AND s.start = CAST(b.since AS TEXT))
+           GROUP BY e.user_id, b.since"""
+    )
+    conn.execute("DELETE FROM spend WHERE period = 'none' AND start NOT IN (SELECT CAST(since AS TEXT) FROM budgets WHERE period = 'none')")
 
 
 def delete_budget(meter, budget_id: int, actor: str) -> bool:
     with meter.db.write() as conn:
         if not conn.execute("DELETE FROM budgets WHERE id = ? RETURNING id", (budget_id,)).fetchall():
             return False
+        follow_allowances(conn)
         audit.record(conn, actor, "budget.delete", {"budget_id": budget_id})
         return True

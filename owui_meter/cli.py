@@ -344,6 +344,25 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    """Recompute every derived figure from the events (read-only, safe while the meter runs)."""
+    from .invariants import check_file
+
+    settings = _load_settings()
+    if args.data_dir:
+        settings = settings.replace(METER_DATA_DIR=args.data_dir)
+    problems = check_file(os.path.join(settings.METER_DATA_DIR, "meter.db"), settings)
+    if not problems:
+        print("ok")
+        return 0
+    for line in problems[:1000]:
+        print(line)
+    if len(problems) > 1000:
+        print(f"… and {len(problems) - 1000} more")
+    print(f"{len(problems)} difference{'s' if len(problems) != 1 else ''} between the derived figures and the events", file=sys.stderr)
+    return 1
+
+
 def _read_new_password() -> str | None:
     if sys.stdin.isatty():
         password = getpass.getpass("New password: ")
@@ -432,6 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--month", required=True, help="e.g. 2026-11")
     p.add_argument("--out", required=True, help="folder to write into")
     p.set_defaults(func=cmd_report)
+
+    p = commands.add_parser("check", help="check every derived figure (daily totals, spend counters, balances, confirmed costs, "
+                                          "statements) against the events; read-only, safe while the meter runs")
+    p.add_argument("--data-dir", help="the data directory (default: METER_DATA_DIR)")
+    p.set_defaults(func=cmd_check)
 
     p = commands.add_parser("backup", help="write a checked copy of the live database (default: data/backups/)")
     p.add_argument("path", nargs="?", help="a file or directory")

@@ -19,6 +19,7 @@ import hmac
 import json
 
 from . import audit
+from .budgets import follow_allowances
 from .errors import BadInput
 from .first_run import pseudonym_key
 from .ledger import is_unattributed
@@ -47,9 +48,10 @@ MERGE_INTO_PSEUDONYM = (
     """INSERT INTO spend (user_id, period, start, cost_nano)
        SELECT :alias, period, start, cost_nano FROM spend WHERE user_id = :user
        ON CONFLICT (user_id, period, start) DO UPDATE SET cost_nano = cost_nano + excluded.cost_nano""",
-    """INSERT INTO balances (user_id, since, spent_nano)
-       SELECT :alias, since, spent_nano FROM balances WHERE user_id = :user
-       ON CONFLICT (user_id) DO UPDATE SET since = min(since, excluded.since), spent_nano = spent_nano + excluded.spent_nano""",
+    """INSERT INTO balances (user_id, since, after_event, spent_nano)
+       SELECT :alias, since, after_event, spent_nano FROM balances WHERE user_id = :user
+       ON CONFLICT (user_id) DO UPDATE SET since = min(since, excluded.since), after_event = min(after_event, excluded.after_event),
+           spent_nano = spent_nano + excluded.spent_nano""",
     "INSERT OR IGNORE INTO alerts_sent SELECT budget_id, :alias, start, kind, ts FROM alerts_sent WHERE user_id = :user",
     "INSERT OR IGNORE INTO group_members (group_id, user_id) SELECT group_id, :alias FROM group_members WHERE user_id = :user",
     "UPDATE balance_entries SET user_id = :alias, note = '' WHERE user_id = :user",  # notes are free text about the person
@@ -95,6 +97,7 @@ def erase_user(meter, user_id: str, mode: str, actor: str) -> dict | None:
         if mode == "delete":
             conn.execute("DELETE FROM generations WHERE event_id IN (SELECT id FROM events WHERE user_id = ?)", (user_id,))
             conn.execute("DELETE FROM budgets WHERE scope = 'user' AND scope_id = ?", (user_id,))
+            follow_allowances(conn)  # a one-off allowance that went with them takes its counters along
         else:
             conn.execute(
                 "INSERT OR IGNORE INTO users (id, email, name, role, first_seen, last_seen) SELECT ?, NULL, 'Erased user', NULL, first_seen, last_seen FROM users WHERE id = ?",

@@ -178,10 +178,11 @@ def parse_usage(usage, max_cost_nano: int = DEFAULT_MAX_COST_NANO) -> dict:
     }
 
 
-def _timestamp_ms(value, received_ms: int) -> int:
-    """The answer's time: the plugin's when plausible, else when the meter received it."""
+def _timestamp_ms(value, received_ms: int) -> tuple[int, bool]:
+    """The answer's time, and whether it was adjusted: the plugin's time when plausible (an answer
+    that waited in the plugin's queue keeps its own), else when the meter received it."""
     if value is None:
-        return received_ms
+        return received_ms, False
     if isinstance(value, bool):
         raise BadInput("timestamp must be unix seconds or an ISO 8601 string")
     if isinstance(value, (int, float)):
@@ -197,8 +198,8 @@ def _timestamp_ms(value, received_ms: int) -> int:
     else:
         raise BadInput("timestamp must be unix seconds or an ISO 8601 string")
     if not received_ms - MAX_PAST_MS <= ms <= received_ms + MAX_FUTURE_MS:
-        return received_ms
-    return ms
+        return received_ms, True  # a wrong clock, or an answer kept too long: not a date to bill on
+    return ms, False
 
 
 def _generation_ids(body) -> list[str]:
@@ -224,6 +225,7 @@ def parse_outlet(body, max_cost_nano: int = DEFAULT_MAX_COST_NANO) -> NewEvent:
     chat_id = _text(body, "chat_id")
     message_id = _text(body, "message_id")
     usage = parse_usage(body.get("usage"), max_cost_nano)
+    ts, adjusted = _timestamp_ms(body.get("timestamp"), received)
     return NewEvent(
         key=_text(body, "key", required=True),
         user=parse_user(body),
@@ -233,7 +235,9 @@ def parse_outlet(body, max_cost_nano: int = DEFAULT_MAX_COST_NANO) -> NewEvent:
         message_id=message_id,
         session_id=_text(body, "session_id"),
         source=_source(body, chat_id, message_id),
-        ts=_timestamp_ms(body.get("timestamp"), received),
+        ts=ts,
+        received=received,
+        timestamp_adjusted=adjusted,
         prompt_tokens=usage["prompt_tokens"],
         completion_tokens=usage["completion_tokens"],
         reasoning_tokens=usage["reasoning_tokens"],
@@ -260,7 +264,8 @@ def parse_metering_record(body, max_cost_nano: int = DEFAULT_MAX_COST_NANO) -> N
         user=user,
         model=_text(activity, "model", required=True, where="activity.", max_len=512),
         source="ui",
-        ts=_timestamp_ms(activity.get("timestamp"), received),
+        ts=_timestamp_ms(activity.get("timestamp"), received)[0],
+        received=received,
         prompt_tokens=_tokens("activity.prompt_token", activity.get("prompt_token")),
         completion_tokens=_tokens("activity.completion_token", activity.get("completion_token")),
         reasoning_tokens=_tokens("activity.reasoning_token", activity.get("reasoning_token")),

@@ -70,6 +70,8 @@ class NewEvent:
     byok: bool = False  # paid with the team's own provider key
     inline_provider_nano: int | None = None  # BYOK: the provider's charge as the chat reported it
     generation_ids: list[str] = field(default_factory=list)
+    received: int | None = None  # unix ms the meter got it (default: when recorded)
+    timestamp_adjusted: bool = False  # the sender's time was implausible; ts is the receive time
 
 
 def history_pruned(conn) -> bool:
@@ -278,7 +280,7 @@ class Ledger:
             RETURNING *
             """,
             {
-                "key": event.key, "ts": event.ts, "received": now, "user_id": event.user.id,
+                "key": event.key, "ts": event.ts, "received": event.received or now, "user_id": event.user.id,
                 "model": event.model, "base_model": event.base_model, "chat_id": event.chat_id,
                 "message_id": event.message_id, "session_id": event.session_id,
                 "source": event.source, "prompt_tokens": event.prompt_tokens,

@@ -8,6 +8,7 @@ from .errors import BadInput
 
 NANO = 10**9
 MAX_INPUT_USD = Decimal(1_000_000)  # the largest amount a person may type anywhere (budgets, top-ups, prices)
+CENT = Decimal("0.01")
 
 
 def usd_to_nano(value) -> int:
@@ -64,10 +65,26 @@ def nano_to_decimal(nano: int) -> Decimal:
     return Decimal(nano) / NANO
 
 
+def to_cents(nano: int, rate: Decimal = Decimal(1)) -> Decimal:
+    """The one rounding rule for money shown to people (dashboard, statements, summary):
+    the exact nano-dollar figure, times the currency rate, rounded once to the cent, half to
+    even. A total is rounded from the exact sum of what it covers, never added up from rounded
+    rows. (The JSON API and the CSV carry exact figures; this rule turns them into what is shown.)
+    """
+    return (Decimal(nano) * Decimal(rate) / NANO).quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
 def format_usd(nano: int | None, places: int | None = None) -> str:
-    """$12.34 for people; small amounts keep enough digits to be non-zero ($0.0123)."""
+    """$12.34 for people; small amounts keep enough digits to be non-zero ($0.0123).
+
+    With ``places=2`` (every total) this is :func:`to_cents`; more places are for the cost of a
+    single answer, which would otherwise often read $0.00.
+    """
     if nano is None:
         return "–"
+    if places == 2:
+        rounded = to_cents(nano)
+        return f"{'-' if rounded < 0 else ''}${abs(rounded):,.2f}"
     amount = Decimal(nano) / NANO
     if places is None:
         places = 2 if abs(amount) >= 1 or amount == 0 else 4

@@ -127,7 +127,9 @@ def _notes(meter, where: str, params: tuple, period: Period, totals: dict, rate:
                                "their figures come from the daily totals that were kept.", styles["small"]))
     if rate != 1 or currency.upper() != "USD":
         notes.append(Paragraph(f"Amounts converted from US dollars at a fixed rate of 1 USD = {rate.normalize():f} {text(currency)}.", styles["small"]))
-    notes.append(Paragraph("Each line is rounded to the cent; the total is the sum of the rounded lines.", styles["small"]))
+    notes.append(Paragraph("Amounts are rounded to the cent, half to even, from the exact figures; a table's total is rounded from "
+                           "the exact sum, so its rows may differ from it by a cent. Charges are rounded line by line and their total "
+                           "is the sum of those lines.", styles["small"]))
     return notes
 
 
@@ -231,6 +233,10 @@ def user_statement(meter, user_id: str, period: Period) -> bytes:
     return _build(story)
 
 
+GROUP_RULE = ("Each member is charged as on their own statement: usage, markup, base fee and minimum charge apply to "
+              "each member separately, and the group's total due is the sum of its members' charges.")
+
+
 def group_statement(meter, group_id: str, period: Period) -> bytes:
     _register_fonts()
     group = meter.db.query_one("SELECT * FROM groups WHERE id = ?", (group_id,))
@@ -247,14 +253,21 @@ def group_statement(meter, group_id: str, period: Period) -> bytes:
     )
     rate, currency = s.METER_USD_RATE, s.METER_CURRENCY
     totals = {"answers": sum(m["answers"] for m in members), "cost": sum(m["cost"] for m in members), "confirmed": sum(m["confirmed"] for m in members)}
+    # the one rule for groups: a group statement collects its members' statements, so what the
+    # group is billed never differs from what its members' own statements say
+    for m in members:
+        m["charges"] = charges(s, m["cost"], m["answers"])
+    due = sum((m["charges"].total for m in members), Decimal("0.00"))
     story = _header(meter, f"Group statement: {text(group['name'])}", statement_number("group", group_id, period), period, styles)
-    rows = [["Member", "Email", "Answers", "Cost"]]
+    story.append(Paragraph(GROUP_RULE, styles["body"]))
+    story.append(Spacer(1, 3 * mm))
+    rows = [["Member", "Email", "Answers", "Usage", "Charged"]]
     rows += [[Paragraph(text(m["name"] or m["id"]), styles["cell"]), Paragraph(text(m["email"] or ""), styles["cell"]), f"{m['answers']:,}",
-              money(convert(m["cost"], rate), currency)] for m in members]
-    rows.append(["Total", "", f"{totals['answers']:,}", money(convert(totals["cost"], rate), currency)])
-    story.append(_table(rows, [60 * mm, 64 * mm, 20 * mm, 30 * mm], money_cols=(2, 3)))
-    c = charges(s, totals["cost"], totals["answers"])
-    story += [Paragraph("Charges", styles["h2"]), _table(_charge_rows(c), [144 * mm, 30 * mm], header=False, money_cols=(1,))]
+              money(convert(m["cost"], rate), currency), money(m["charges"].total, currency)] for m in members]
+    rows.append(["Total", "", f"{totals['answers']:,}", money(convert(totals["cost"], rate), currency), money(due, currency)])
+    story.append(_table(rows, [52 * mm, 56 * mm, 18 * mm, 24 * mm, 24 * mm], money_cols=(2, 3, 4)))
+    story += [Spacer(1, 3 * mm), _table([["Total due", money(due, currency)]], [144 * mm, 30 * mm], header=False, money_cols=(1,))]
+    story[-1].setStyle(TableStyle([("FONT", (0, 0), (-1, -1), BOLD, 9)]))
     marks = ",".join("?" * len(members)) or "''"
     story += [Spacer(1, 4 * mm)] + _notes(meter, f"user_id IN ({marks})", tuple(m["id"] for m in members), period, totals, rate, currency, styles)
     return _build(story)
@@ -299,13 +312,20 @@ def summary(meter, period: Period) -> bytes:
         usage = r["charges"].lines[0].amount
         table.append([Paragraph(text(r["name"] or r["email"] or r["user_id"]), styles["cell"]), f"{r['answers']:,}", money(usage, currency),
                       money(r["charges"].total - usage, currency), money(r["charges"].total, currency)])
-    grand_usage = sum((r["charges"].lines[0].amount for r in rows), Decimal("0.00"))
+    # usage is rounded once from the exact sum (as on the dashboard); what is due is the sum of
+    # the statements, each rounded line by line
+    grand_usage = convert(sum(r["cost"] for r in rows), rate)
+    grand_fees = sum((r["charges"].total - r["charges"].lines[0].amount for r in rows), Decimal("0.00"))
     grand_total = sum((r["charges"].total for r in rows), Decimal("0.00"))
-    table.append(["Total", f"{sum(r['answers'] for r in rows):,}", money(grand_usage, currency), money(grand_total - grand_usage, currency), money(grand_total, currency)])
+    table.append(["Total", f"{sum(r['answers'] for r in rows):,}", money(grand_usage, currency), money(grand_fees, currency), money(grand_total, currency)])
     nobody = unattributed_figures(meter, period)
     if nobody["answers"]:  # after the total: it is spend, but no one's to pay
         table.append([UNATTRIBUTED_LABEL, f"{nobody['answers']:,}", money(convert(nobody["cost"], rate), currency), "", "not billed"])
     story.append(_table(table, [70 * mm, 22 * mm, 27 * mm, 27 * mm, 28 * mm], money_cols=(1, 2, 3, 4)))
+    rounding = grand_total - grand_usage - grand_fees
+    if rounding:
+        story.append(Paragraph(f"The total due is the sum of the statements, each rounded to the cent line by line; it differs from "
+                               f"the usage total rounded once, plus fees, by {money(rounding, currency)}.", styles["small"]))
     models = meter.db.query(
         "SELECT model, sum(answers) AS answers, sum(cost_nano) AS cost FROM usage_daily WHERE day BETWEEN ? AND ? GROUP BY model ORDER BY cost DESC LIMIT 10",
         period.days,

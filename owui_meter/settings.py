@@ -8,6 +8,7 @@ the CLI turns that into a message and exit code 2.
 from __future__ import annotations
 
 import os
+import string
 import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -74,7 +75,8 @@ SETTINGS: tuple[Setting, ...] = (
     _s("METER_PASSTHROUGH_TIMEOUT_SECONDS", "int", 600, "Longest wait for the next bytes from OpenRouter on a pass-through request (a long non-streamed answer sends nothing until it is done).", "passthrough", minimum=1, maximum=3600),
     _s("METER_PASSTHROUGH_MAX_BODY_BYTES", "int", 67108864, "Largest pass-through request body in bytes (chats with images and files are large); larger ones get 413.", "passthrough", minimum=1024),
     # --- budgets and balances -------------------------------------------------------------------
-    _s("METER_BLOCK_MESSAGE", "str", "You have used {spent} of your {limit} {period} budget. It renews on {renews}.", "Message a blocked user sees; placeholders {spent}, {limit}, {period}, {renews}.", "budgets"),
+    _s("METER_BLOCK_MESSAGE", "str", "You have used {spent} of your {limit} {period} budget. It renews on {renews}.", "Message a user sees when blocked by a daily, weekly or monthly budget; placeholders {spent}, {limit}, {period}, {renews}.", "budgets"),
+    _s("METER_ALLOWANCE_BLOCK_MESSAGE", "str", "You have used {spent} of your one-off allowance of {limit}. It does not renew: ask your administrator for more.", "Message a user sees when a one-off allowance (period none) is used up; placeholders {spent}, {limit}.", "budgets"),
     _s("METER_BUDGET_RESERVE_USD", "usd", "0", "Block when less than this is left of a budget, to cap the overshoot of answers already under way.", "budgets"),
     _s("METER_BALANCES_ENABLED", "bool", False, "Prepaid balances: a user at or below zero is blocked.", "budgets"),
     _s("METER_INITIAL_BALANCE", "usd", "0", "Credit a new user starts with when balances are enabled.", "budgets"),
@@ -203,7 +205,32 @@ def _parse(s: Setting, raw: str):
     raise AssertionError(f"unknown setting kind {s.kind}")
 
 
+# the placeholders each message may use (filled in by budgets.Budgets.block_message)
+MESSAGE_PLACEHOLDERS = {
+    "METER_BLOCK_MESSAGE": ("spent", "limit", "period", "renews"),
+    "METER_ALLOWANCE_BLOCK_MESSAGE": ("spent", "limit"),
+}
+
+
+def _check_message(env: str, template: str, allowed: tuple[str, ...]) -> None:
+    """A message template may use only its placeholders, plain ({spent}); {{ and }} are braces."""
+    known = ", ".join("{" + name + "}" for name in allowed)
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError:
+        shown = template[template.rfind("{"):][:40] if "{" in template else "}"
+        raise SettingsError(f"{env} has an unclosed or stray brace near {shown!r}; use {known}, and {{{{ or }}}} for a brace") from None
+    for _, name, spec, conversion in fields:
+        if name is None:
+            continue
+        placeholder = "{" + name + ("!" + conversion if conversion else "") + (":" + spec if spec else "") + "}"
+        if name not in allowed or spec or conversion:
+            raise SettingsError(f"{env} has an unknown placeholder {placeholder}; use {known}")
+
+
 def _validate(values: dict) -> None:
+    for env, allowed in MESSAGE_PLACEHOLDERS.items():
+        _check_message(env, values[env], allowed)
     secret = values.get("JWT_SECRET")
     if secret is not None and len(secret) < 32:
         raise SettingsError("JWT_SECRET must be at least 32 characters long")

@@ -59,6 +59,14 @@ def make_settings(data_dir, **extra):
     return settings.load(meter_env(data_dir, **extra))
 
 
+def assert_invariants(meter) -> None:
+    """Every derived figure agrees with the events (what `owui-meter check` verifies)."""
+    from owui_meter.invariants import check_file
+
+    problems = check_file(meter.db.path, meter.settings)
+    assert problems == [], "\n".join(problems)
+
+
 @pytest.fixture
 def data_dir(tmp_path):
     path = tmp_path / "data"
@@ -67,11 +75,15 @@ def data_dir(tmp_path):
 
 
 @pytest.fixture
-def app(data_dir):
+def app(data_dir, request):
     app = create_app(make_settings(data_dir))
     app.config["TESTING"] = True
     yield app
-    app.config["METER"].stop()
+    try:
+        if request.node.get_closest_marker("breaks_figures") is None and not getattr(request.node, "failed_call", False):
+            assert_invariants(app.config["METER"])  # whatever the test did, every figure still adds up
+    finally:
+        app.config["METER"].stop()
 
 
 @pytest.fixture
@@ -111,6 +123,14 @@ def outlet_body(key="msg-1", user=ADA, model="openai/gpt-4o-mini", cost=0.00001,
     }
     body.update(extra)
     return body
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call" and report.failed:
+        item.failed_call = True  # the invariant check at teardown would only repeat the failure
+    return report
 
 
 class LiveMeter:

@@ -112,12 +112,40 @@ def test_week_and_month_boundaries(client, admin, now):
     assert inlet(client, ADA)["allow"] is True
 
 
-def test_one_off_allowance_never_renews(client, admin, now):
+def test_one_off_allowance_never_renews_and_says_so_plainly(client, admin, now):
     budget(client, admin, scope="user", scope_id=ADA["id"], period="none", limit_usd=2)
     spend(client, ADA, 2, "x")
     now.set(dt.datetime(2027, 6, 1, tzinfo=dt.timezone.utc))
     decision = inlet(client, ADA)
-    assert decision["allow"] is False and "never" in decision["message"]
+    assert decision["allow"] is False
+    assert decision["message"] == "You have used $2.00 of your one-off allowance of $2.00. It does not renew: ask your administrator for more."
+
+
+def test_one_off_allowance_counts_from_its_creation(client, meter, admin, now):
+    """Ada spent $30 a year ago; a new $10 allowance lets her chat until she spends $10 more."""
+    spend(client, ADA, 30, "last-year")
+    groups(meter, [ADA, BOB])
+    now.set(dt.datetime(2027, 11, 20, 12, 0, tzinfo=dt.timezone.utc))
+    admin = {"Authorization": f"Bearer {create_token(JWT_SECRET)}"}
+    created = budget(client, admin, scope="user", scope_id=ADA["id"], period="none", limit_usd=10)
+    shared = budget(client, admin, scope="group", scope_id=ENG, period="none", limit_usd=100, group_mode="shared")
+    assert inlet(client, ADA)["allow"] is True
+    late = outlet_body(key="queued", user=ADA, cost=50, timestamp=clock.now() - 3600)  # given before the allowance began
+    assert client.post("/api/v1/outlet", json=late, headers=H).status_code == 202
+    spend(client, ADA, 6, "a")
+    shown = {b["budget_id"]: b for b in client.get(f"/api/v1/users/{ADA['id']}/budgets", headers=admin).get_json()["budgets"]}
+    assert shown[created["id"]]["spent_usd"] == 6.0 and shown[created["id"]]["renews"] is None
+    assert shown[shared["id"]]["spent_usd"] == 6.0
+    assert inlet(client, ADA)["allow"] is True
+    spend(client, ADA, 4, "b")
+    decision = inlet(client, ADA)
+    assert decision["allow"] is False and decision["message"].startswith("You have used $10.00 of your one-off allowance of $10.00.")
+    # raising the limit keeps what was spent; the counter is the allowance's, not the limit's
+    client.put(f"/api/v1/budgets/{created['id']}", json={"scope": "user", "scope_id": ADA["id"], "period": "none", "limit_usd": 15}, headers=admin)
+    assert inlet(client, ADA)["allow"] is True
+    spend(client, BOB, 90, "bob")
+    decision = inlet(client, BOB)
+    assert decision["message"] == "Your group's one-off allowance of $100.00 is used up."
 
 
 def test_per_member_group_budget_counts_each_member_alone(client, meter, admin):
@@ -299,3 +327,55 @@ def test_alert_webhook_once_per_budget_and_period(data_dir, now):
     finally:
         meter.stop()
         server.shutdown()
+
+
+def test_upgrading_recounts_one_off_allowances_and_balances(tmp_path):
+    """Migration 0005 on a database of schema 4: allowances count from creation, balances deduct
+    every answer recorded after they began (the first ones the old rule missed included)."""
+    from owui_meter import db as dbmod
+
+    path = str(tmp_path / "old.db")
+    conn = dbmod.connect(path)
+    for number, _, sql in dbmod.migrations():
+        if number <= 4:
+            with conn:
+                conn.execute(sql)
+                conn.execute(f"PRAGMA user_version = {number}")
+    created = 1_790_000_000_000
+    with conn:
+        conn.execute("INSERT INTO users (id, first_seen, last_seen) VALUES ('ada', 0, 0), ('bob', 0, 0)")
+        conn.execute("INSERT INTO budgets (scope, scope_id, period, limit_nano, created, updated) VALUES ('user', 'ada', 'none', 10, ?, ?)", (created, created))
+        conn.execute("INSERT INTO budgets (scope, scope_id, period, limit_nano, created, updated) VALUES ('all', NULL, 'month', 10, 5, 5)")
+        for key, user, ts, received, cost in (("old", "ada", created - 10**10, created - 10**10, 30), ("new", "ada", created + 5, created + 9, 4),
+                                              ("bob-first", "bob", created + 999_000, created + 1_000_300, 2), ("bob-next", "bob", created + 2_000_000, created + 2_000_000, 3)):
+            conn.execute("INSERT INTO events (key, ts, received, user_id, model, source, cost_nano, cost_source) VALUES (?, ?, ?, ?, 'm', 'ui', ?, 'inline')",
+                         (key, ts, received, user, cost))
+        conn.execute("INSERT INTO spend VALUES ('ada', 'none', 'all', 34)")
+        # Bob's balance began at 1,000,200 ms; his first answer, stamped in whole seconds, was never deducted
+        conn.execute("INSERT INTO balances (user_id, since, spent_nano) VALUES ('bob', ?, 3)", (created + 1_000_200,))
+    conn.close()
+    upgraded = dbmod.Database(path)
+    try:
+        assert upgraded.applied_migrations[0] == "0005_allowances_and_balances.sql"
+        # a counter per user from each allowance's start (whom it applies to is decided at inlet)
+        assert upgraded.query("SELECT user_id, start, cost_nano FROM spend WHERE period = 'none' ORDER BY user_id") == [
+            {"user_id": "ada", "start": str(created), "cost_nano": 4}, {"user_id": "bob", "start": str(created), "cost_nano": 5}]
+        assert upgraded.query_one("SELECT since FROM budgets WHERE period = 'month'")["since"] is None
+        assert upgraded.query_one("SELECT spent_nano FROM balances WHERE user_id = 'bob'")["spent_nano"] == 5
+    finally:
+        upgraded.close()
+
+
+def test_erasing_a_user_drops_the_counters_of_their_one_off_allowance(client, meter, admin):
+    """Found by the randomised test: erasure (delete) removed the allowance but left its counters."""
+    from conftest import assert_invariants
+
+    spend(client, ADA, 1, "a")
+    budget(client, admin, scope="user", scope_id=BOB["id"], period="none", limit_usd=5)
+    spend(client, ADA, 2, "b")
+    assert meter.db.query_one("SELECT count(*) AS n FROM spend WHERE period = 'none'")["n"] == 1  # Ada's, from the allowance's start
+    assert client.delete(f"/api/v1/users/{BOB['id']}?mode=delete", headers=admin).status_code in (200, 404)
+    spend(client, BOB, 1, "bob")
+    assert client.delete(f"/api/v1/users/{BOB['id']}?mode=delete", headers=admin).status_code == 200
+    assert meter.db.query("SELECT * FROM spend WHERE period = 'none'") == []
+    assert_invariants(meter)

@@ -89,3 +89,34 @@ def test_admin_add_and_passwd(data_dir, app):
     assert verify_password(row["password_hash"], "grace-password-2") and not verify_password(row["password_hash"], "grace-password-1")
     assert run(data_dir, "admin", "passwd", "nobody", stdin="long-enough-pw\n").returncode == 1
     assert run(data_dir, "admin", "add", "shorty", stdin="short\n").returncode == 2
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("name, template, named", [
+    ("METER_BLOCK_MESSAGE", "You used {spent} of {budget}.", "{budget}"),
+    ("METER_BLOCK_MESSAGE", "Renews {renews} for {0}.", "{0}"),
+    ("METER_BLOCK_MESSAGE", "Used {spent.real}.", "{spent.real}"),
+    ("METER_BLOCK_MESSAGE", "Used {spent", "{spent"),
+    ("METER_BLOCK_MESSAGE", "Used {spent:d}.", "{spent:d}"),
+    ("METER_ALLOWANCE_BLOCK_MESSAGE", "Used {spent} until {renews}.", "{renews}"),
+])
+def test_a_block_message_with_an_unknown_placeholder_stops_the_start(data_dir, name, template, named):
+    """Found at start (exit 2, naming the variable and the placeholder), not when someone is blocked."""
+    result = run(data_dir, "settings", **{name: template})
+    assert result.returncode == 2
+    assert name in result.stderr and named in result.stderr
+
+
+def test_serve_refuses_to_start_with_an_unknown_placeholder(data_dir):
+    from conftest import free_port
+
+    result = run(data_dir, "serve", METER_BLOCK_MESSAGE="Over {budget}!", METER_PORT=str(free_port()))
+    assert result.returncode == 2 and "METER_BLOCK_MESSAGE" in result.stderr and "{budget}" in result.stderr
+    assert not (data_dir / "meter.db").exists()  # nothing started
+
+
+def test_a_block_message_with_known_placeholders_is_accepted(data_dir):
+    result = run(data_dir, "settings", METER_BLOCK_MESSAGE="{spent} of {limit} ({period}); renews {renews}. {{braces}} stay")
+    assert result.returncode == 0 and "{{braces}}" in result.stdout

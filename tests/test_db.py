@@ -89,6 +89,7 @@ def test_a_failed_commit_is_rolled_back_and_later_writes_go_on(tmp_path):
     database.close()
 
 
+@pytest.mark.breaks_figures  # confirms a cost without any generation: set_cost alone, not the resolver
 def test_cost_change_moves_daily_totals_and_tells_listeners(meter):
     seen = []
     meter.ledger.cost_listeners.append(lambda conn, row, delta, new: seen.append((row["key"], delta, new)))

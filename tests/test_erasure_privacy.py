@@ -79,7 +79,7 @@ def test_pseudonym_is_keyed_and_stable_across_restarts(data_dir, tmp_path, admin
     again.test_client().post("/api/v1/outlet", json=outlet_body(key="a2", user=ADA, cost=2), headers=H)
     again.test_client().delete(f"/api/v1/users/{ADA['id']}", query_string={"mode": "anonymise"}, headers=admin_headers)
     assert [r["user_id"] for r in meter.db.query("SELECT DISTINCT user_id FROM events")] == [first]
-    assert meter.db.query_one("SELECT cost_nano FROM spend WHERE user_id = ? AND period = 'none'", (first,))["cost_nano"] == 3_000_000_000
+    assert meter.db.query_one("SELECT sum(cost_nano) AS cost_nano FROM spend WHERE user_id = ? AND period = 'month'", (first,))["cost_nano"] == 3_000_000_000
     meter.stop()
 
     other_dir = tmp_path / "other"

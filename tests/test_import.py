@@ -140,7 +140,7 @@ def test_who_and_what_each_row_becomes(data_dir, old_db):
     assert users[IDLE[0]] == ("Idle", "idle@example.com", 0, 0)  # never chatted
     # no one's spend counts toward any budget
     assert ledger(data_dir, "SELECT count(*) FROM spend WHERE user_id = 'unattributed'") == [(0,)]
-    assert ledger(data_dir, "SELECT sum(cost_nano) FROM spend WHERE user_id = ? AND period = 'none'", (BOB[0],)) == [(1_545_000,)]
+    assert ledger(data_dir, "SELECT sum(cost_nano) FROM spend WHERE user_id = ? AND period = 'month'", (BOB[0],)) == [(1_545_000,)]
 
 
 def test_reimport_changes_nothing(data_dir, old_db):

@@ -265,3 +265,24 @@ def test_unknown_path_and_wrong_method_are_json(client, plugin_headers):
     assert missing.status_code == 404 and missing.get_json()["error"] == "not found"
     wrong = client.get("/api/v1/outlet", headers=plugin_headers)
     assert wrong.status_code == 405 and "GET" in wrong.get_json()["error"]
+
+
+def test_an_answer_older_than_seven_days_is_recorded_now_and_the_reply_says_so(client, meter, plugin_headers, monkeypatch):
+    from owui_meter import clock
+
+    monkeypatch.setattr(clock, "time_fn", lambda: 1_800_000_000.25)
+    old = 1_800_000_000 - 8 * 86400
+    reply = client.post("/api/v1/outlet", json=outlet_body(key="stale", timestamp=old), headers=plugin_headers)
+    assert reply.status_code == 202
+    body = reply.get_json()
+    assert body["timestamp_adjusted"] is True and body["timestamp_original"] == old
+    assert body["timestamp"] == "2027-01-15T08:00:00.250Z"  # when the meter received it
+    row = events_of(meter)[0]
+    assert row["ts"] == row["received"] == 1_800_000_000_250
+    ahead = client.post("/api/v1/outlet", json=outlet_body(key="ahead", timestamp="2027-01-15T09:00:00Z"), headers=plugin_headers).get_json()
+    assert ahead["timestamp_adjusted"] is True and ahead["timestamp_original"] == "2027-01-15T09:00:00Z"
+    recent = client.post("/api/v1/outlet", json=outlet_body(key="recent", timestamp=1_800_000_000 - 6 * 86400), headers=plugin_headers).get_json()
+    assert recent["timestamp_adjusted"] is False and "timestamp_original" not in recent
+    assert recent["timestamp"] == "2027-01-09T08:00:00.000Z"
+    again = client.post("/api/v1/outlet", json=outlet_body(key="stale", timestamp=old), headers=plugin_headers).get_json()
+    assert again["duplicate"] is True and again["timestamp"] == body["timestamp"]  # what is stored, not a second guess

@@ -171,3 +171,57 @@ def test_render_to_png_for_a_look(seeded, tmp_path):
         pdf.write_bytes(client.get(path, headers=admin).data)
         subprocess.run(["pdftoppm", "-png", "-r", "60", str(pdf), str(tmp_path / name)], check=True)
         assert (tmp_path / f"{name}-1.png").stat().st_size > 5000
+
+
+@pytest.mark.parametrize("usd, settings, total", [
+    (4.996, {"MINIMUM_CHARGE_FEE": "5"}, "$5.00"),  # rounds up to the minimum by itself: no $0.00 line
+    (1.675, {"MINIMUM_CHARGE_FEE": "3.3549", "METER_BASE_FEE": "1.675"}, "$3.36"),  # $1.68 + $1.68 is over $3.35: no -$0.01 line
+    (1.675, {"MINIMUM_CHARGE_FEE": "1.6849", "METER_USD_RATE": "2", "METER_CURRENCY": "CHF"}, "3.35 CHF"),  # 3.35 CHF is under the minimum's 3.37 CHF: a 0.02 line
+])
+def test_minimum_charge_adjustment_is_never_zero_or_negative(data_dir, monkeypatch, usd, settings, total):
+    app, client, admin = make_app(data_dir, monkeypatch, **settings)
+    answer(client, "x", ADA, usd)
+    content = pdf_text(client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11", headers=admin).data)
+    lines = re.findall(r"Minimum charge adjustment (-?[$]?[\d.,]+(?: CHF)?)", content)
+    for line in lines:
+        assert Decimal(re.sub(r"[^\d.-]", "", line)) > 0, content
+    charges = re.search(r"Charges (.*?) Total (\S+(?: CHF)?)", content)
+    amounts = [Decimal(re.sub(r"[^\d.-]", "", a)) for a in re.findall(r"-?\$?\d+\.\d\d", charges.group(1))]
+    assert sum(amounts) == Decimal(re.sub(r"[^\d.-]", "", charges.group(2)))  # the lines add up on paper
+    if "CHF" in total:
+        assert lines == ["0.02 CHF"] and charges.group(2) == "3.37 CHF"  # 3.35 CHF usage, minimum 3.37 CHF
+    else:
+        assert lines == [] and charges.group(2) == total
+    app.config["METER"].stop()
+
+
+GROUP_RULE = "Each member is charged as on their own statement"
+
+
+@pytest.mark.parametrize("settings", [
+    {"METER_BASE_FEE": "5", "MINIMUM_CHARGE_FEE": "10"},  # fees per statement: $10 each
+    {"METER_MARKUP_PERCENT": "10"},  # proportional charges only
+])
+def test_group_statement_bills_its_members_as_their_own_statements_do(data_dir, monkeypatch, settings):
+    app, client, admin = make_app(data_dir, monkeypatch, **settings)
+    answer(client, "a", ADA, 1)
+    answer(client, "b", BOB, 1)
+    answer(client, "e", EVE, 3)  # not in the group
+    with app.config["METER"].db.write() as conn:
+        conn.execute("INSERT INTO groups (id, name, synced) VALUES ('eng', 'Engineering', 0)")
+        conn.execute("INSERT INTO users (id, name, first_seen, last_seen) VALUES ('idle', 'Idle Ivy', 0, 0)")
+        conn.execute("INSERT INTO group_members VALUES ('eng', ?), ('eng', ?), ('eng', 'idle')", (ADA["id"], BOB["id"]))
+    group = pdf_text(client.get("/api/v1/reports/group/eng.pdf?month=2026-11", headers=admin).data)
+    assert GROUP_RULE in group
+    totals = {}
+    for user, name in ((ADA, "Ada Admin"), (BOB, "Bob User")):
+        own = pdf_text(client.get(f"/api/v1/reports/user/{user['id']}.pdf?month=2026-11", headers=admin).data)
+        totals[name] = Decimal(re.search(r"Charges .*? Total \$([\d.,]+)", own).group(1))
+        # one way: the member's line on the group statement is their own statement's total
+        assert re.search(rf"{name} {user['email']} 1 \$1\.00 \${totals[name]}", group), group
+    assert re.search(r"Idle Ivy 0 \$0\.00 \$0\.00", group)
+    # the other way: the group's total due is the sum of its members' statements
+    group_total = Decimal(re.search(r"Total due \$([\d.,]+)", group).group(1))
+    assert group_total == sum(totals.values())
+    assert group_total == (Decimal("20.00") if "METER_BASE_FEE" in settings else Decimal("2.20"))
+    app.config["METER"].stop()

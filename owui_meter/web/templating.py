@@ -9,11 +9,13 @@ from ..money import format_usd
 
 
 def human_count(n: int | None) -> str:
+    """12,345 -> "12.3 k"; below 10,000 every digit shows ("9,999")."""
     if n is None:
         return "–"
-    for limit, suffix in ((1_000_000_000, " B"), (1_000_000, " M"), (10_000, " k")):
-        if abs(n) >= limit:
-            return f"{n / limit:.1f}{suffix}".replace(".0 ", " ")
+    # 999,950 reads "1 M", not "1000 k": each threshold is where the smaller unit would round to 1000
+    for threshold, unit, suffix in ((999_950_000, 1_000_000_000, " B"), (999_950, 1_000_000, " M"), (10_000, 1_000, " k")):
+        if abs(n) >= threshold:
+            return f"{n / unit:.1f}{suffix}".replace(".0 ", " ")
     return f"{n:,}"
 
 

@@ -10,6 +10,7 @@ from flask import Blueprint, jsonify, request
 
 from ... import ingest
 from ...auth import key_matches
+from ...clock import ms_to_iso
 from ...errors import Unauthorized
 from ...money import nano_to_usd
 from ..access import access, require_plugin_key
@@ -51,7 +52,11 @@ def outlet():
         "cost_usd": nano_to_usd(row["cost_nano"]) if row["cost_source"] != "pending" else None,
         "cost_source": row["cost_source"],
         "notice": m.outlet_notice(row, lang),
+        "timestamp": ms_to_iso(row["ts"]),
+        "timestamp_adjusted": event.timestamp_adjusted,
     }
+    if event.timestamp_adjusted:  # more than 7 days old or 5 minutes ahead: recorded at receipt
+        answer["timestamp_original"] = body["timestamp"]
     if recorded.duplicate:
         answer["generation_ids"] = stored_generation_ids(m, row["id"])
     return jsonify(answer), 202
