@@ -1,6 +1,6 @@
 """PDF statements (per user, per group) and the period summary, with reportlab platypus.
 
-Figures come from ``usage_daily`` (which outlives retention pruning) for local days in
+Figures come from the daily totals and their rollups (which outlive retention pruning) for local days in
 METER_TIMEZONE. Every user-supplied string is escaped before it reaches a Paragraph, which would
 otherwise read it as markup. DejaVu Sans is embedded so Latin, Greek and Cyrillic names render.
 """
@@ -224,7 +224,7 @@ def user_statement(meter, user_id: str, period: Period) -> bytes:
     rows.append(["Subtotal", f"{totals['answers']:,}", f"{totals['prompt']:,}", f"{totals['completion']:,}", money(convert(totals["cost"], rate), currency)])
     story.append(_table(rows, [70 * mm, 20 * mm, 27 * mm, 27 * mm, 30 * mm], money_cols=(1, 2, 3, 4)))
     daily = {r["day"]: r["cost"] for r in meter.db.query(
-        "SELECT day, sum(cost_nano) AS cost FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY day", (user_id, *period.days))}
+        "SELECT day, sum(cost_nano) AS cost FROM usage_day_user WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY day", (user_id, *period.days))}
     points = [((period.start + dt.timedelta(days=i)).isoformat(), 0) for i in range((period.end - period.start).days + 1)]
     story += [Paragraph("Cost per day", styles["h2"]), _chart([(d, daily.get(d, 0)) for d, _ in points], rate)]
     story += [Paragraph("Charges", styles["h2"]), _table(_charge_rows(c), [144 * mm, 30 * mm], header=False, money_cols=(1,))]
@@ -247,7 +247,7 @@ def group_statement(meter, group_id: str, period: Period) -> bytes:
         """SELECT u.id, u.name, u.email, coalesce(sum(d.answers), 0) AS answers, coalesce(sum(d.cost_nano), 0) AS cost,
                   coalesce(sum(d.confirmed_cost_nano), 0) AS confirmed
            FROM group_members gm JOIN users u ON u.id = gm.user_id
-           LEFT JOIN usage_daily d ON d.user_id = u.id AND d.day BETWEEN ? AND ?
+           LEFT JOIN usage_day_user d ON d.user_id = u.id AND d.day BETWEEN ? AND ?
            WHERE gm.group_id = ? GROUP BY u.id ORDER BY cost DESC, lower(coalesce(u.name, u.email, u.id))""",
         (*period.days, group_id),
     )
@@ -281,7 +281,7 @@ def summary_rows(meter, period: Period) -> list[dict]:
     """
     rows = meter.db.query(
         """SELECT d.user_id, u.name, u.email, sum(d.answers) AS answers, sum(d.cost_nano) AS cost, sum(d.confirmed_cost_nano) AS confirmed
-           FROM usage_daily d LEFT JOIN users u ON u.id = d.user_id WHERE d.day BETWEEN ? AND ? AND d.user_id != ?
+           FROM usage_day_user d LEFT JOIN users u ON u.id = d.user_id WHERE d.day BETWEEN ? AND ? AND d.user_id != ?
            GROUP BY d.user_id HAVING sum(d.answers) > 0 ORDER BY cost DESC, d.user_id""",
         (*period.days, UNATTRIBUTED),
     )
@@ -294,7 +294,7 @@ def unattributed_figures(meter, period: Period) -> dict:
     """Answers and cost in the period that belong to no user."""
     return meter.db.query_one(
         """SELECT coalesce(sum(answers), 0) AS answers, coalesce(sum(cost_nano), 0) AS cost, coalesce(sum(confirmed_cost_nano), 0) AS confirmed
-           FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ?""",
+           FROM usage_day_user WHERE user_id = ? AND day BETWEEN ? AND ?""",
         (UNATTRIBUTED, *period.days),
     )
 
@@ -327,7 +327,7 @@ def summary(meter, period: Period) -> bytes:
         story.append(Paragraph(f"The total due is the sum of the statements, each rounded to the cent line by line; it differs from "
                                f"the usage total rounded once, plus fees, by {money(rounding, currency)}.", styles["small"]))
     models = meter.db.query(
-        "SELECT model, sum(answers) AS answers, sum(cost_nano) AS cost FROM usage_daily WHERE day BETWEEN ? AND ? GROUP BY model ORDER BY cost DESC LIMIT 10",
+        "SELECT model, sum(answers) AS answers, sum(cost_nano) AS cost FROM usage_day_model WHERE day BETWEEN ? AND ? GROUP BY model ORDER BY cost DESC LIMIT 10",
         period.days,
     )
     story += [Paragraph("Top models", styles["h2"]),
