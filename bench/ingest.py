@@ -32,25 +32,25 @@ API_KEY = "bench-plugin-key-0123456789"
 
 SERVER = textwrap.dedent(
     """
-    import sys
+    import logging
     from flask import jsonify
-    from waitress import serve
     from owui_meter import create_app
+    from owui_meter.web.server import MeterServer
 
-    app = create_app()
+    app = create_app()  # the settings (port, WORKER) come from the environment
     meter = app.config["METER"]
 
     @app.post("/baseline")
     def baseline():
         # same request parsing and JSON answer as the outlet, no database
         from owui_meter import ingest
-        from flask import request
-        event = ingest.parse_outlet(request.get_json(force=True))
+        from owui_meter.web.params import json_body
+        event = ingest.parse_outlet(json_body())
         return jsonify({"event_id": 0, "duplicate": False, "cost_usd": 0.0, "cost_source": "inline", "notice": event.key}), 202
 
-    import logging
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # queue-depth warnings are expected under load
-    serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=int(sys.argv[2]), _quiet=True)
+    meter.start()
+    MeterServer(app, meter.settings).run()  # the server `owui-meter serve` runs
     """
 )
 
@@ -90,9 +90,10 @@ def free_port() -> int:
 
 def start_server(data_dir: str, threads: int) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "METER_DATA_DIR": data_dir, "API_KEY": API_KEY,
-           "JWT_SECRET": "bench-jwt-secret-0123456789-0123456789", "METER_LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(threads)], env=env)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "METER_DATA_DIR": data_dir, "API_KEY": API_KEY, "METER_PORT": str(port),
+           "METER_HOST": "127.0.0.1", "WORKER": str(threads), "JWT_SECRET": "bench-jwt-secret-0123456789-0123456789",
+           "METER_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen([sys.executable, "-c", SERVER], env=env)
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -152,10 +153,11 @@ def main() -> None:
             print(f"{'route':<10} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}")
             for clients in args.clients:
                 results = {}
-                for route, path in (("baseline", "/baseline"), ("outlet", "/api/v1/outlet")):
+                for route, path in (("baseline", "/baseline"), ("outlet", "/api/v1/outlet"), ("inlet", "/api/v1/inlet")):
                     r = results[route] = load(url, path, clients, args.seconds)
                     print(f"{route:<10} {clients:>7} {r['per_s']:>9.0f} {r['p50_ms']:>8.2f} {r['p95_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['max_ms']:>8.2f} {r['errors']:>6}")
-                print(f"{'':<10} {clients:>7} ingest/baseline throughput: {results['outlet']['per_s'] / results['baseline']['per_s']:.0%}")
+                for route in ("outlet", "inlet"):
+                    print(f"{'':<10} {clients:>7} {route}/baseline throughput: {results[route]['per_s'] / results['baseline']['per_s']:.0%}")
             stored = requests.get(url + "/healthcheck", timeout=5).json()
             print("healthcheck after load:", json.dumps(stored))
         finally:

@@ -149,13 +149,14 @@ class Budgets:
         if not delta or is_unattributed(row["user_id"]):
             return
         self._add_spend(conn, row["user_id"], self.local_day(row["ts"]), delta, CALENDAR_PERIODS)
-        # every one-off allowance that had begun when the answer was given counts it
-        for r in conn.execute("SELECT DISTINCT since FROM budgets WHERE period = 'none' AND since <= ?", (row["ts"],)).fetchall():
-            conn.execute(
-                """INSERT INTO spend (user_id, period, start, cost_nano) VALUES (?, 'none', ?, ?)
-                   ON CONFLICT (user_id, period, start) DO UPDATE SET cost_nano = cost_nano + excluded.cost_nano""",
-                (row["user_id"], str(r["since"]), delta),
-            )
+        # every one-off allowance that had begun when the answer was given counts it (one statement:
+        # this runs for every answer, inside the writer's lock)
+        conn.execute(
+            """INSERT INTO spend (user_id, period, start, cost_nano)
+               SELECT ?, 'none', CAST(since AS TEXT), ? FROM budgets WHERE period = 'none' AND since <= ? GROUP BY since
+               ON CONFLICT (user_id, period, start) DO UPDATE SET cost_nano = cost_nano + excluded.cost_nano""",
+            (row["user_id"], delta, row["ts"]),
+        )
         if new and self.meter.settings.METER_BALANCES_ENABLED:
             # an answer whose inlet the meter missed (it was down) starts the balance itself
             start_balance(conn, row["user_id"], self.meter.settings.METER_INITIAL_BALANCE, after_event=row["id"] - 1)
@@ -164,13 +165,12 @@ class Budgets:
             self.alerts.check(conn, row["user_id"], self.states(_rows(conn), row["user_id"], row["ts"]))
 
     def _add_spend(self, conn, user_id: str, day: dt.date, delta: int, periods) -> None:
-        for period in periods:
-            start, _ = period_start(period, day)
-            conn.execute(
-                """INSERT INTO spend (user_id, period, start, cost_nano) VALUES (?, ?, ?, ?)
-                   ON CONFLICT (user_id, period, start) DO UPDATE SET cost_nano = cost_nano + excluded.cost_nano""",
-                (user_id, period, start, delta),
-            )
+        rows = [(user_id, period, period_start(period, day)[0], delta) for period in periods]
+        conn.execute(  # one statement for all periods: this runs for every answer, inside the writer's lock
+            f"""INSERT INTO spend (user_id, period, start, cost_nano) VALUES {", ".join(["(?, ?, ?, ?)"] * len(rows))}
+                ON CONFLICT (user_id, period, start) DO UPDATE SET cost_nano = cost_nano + excluded.cost_nano""",
+            [value for row in rows for value in row],
+        )
 
     def rebuild_spend(self, conn) -> None:
         """Inside a write: recompute the day, week and month counters from the events, after a time

@@ -322,6 +322,8 @@ class Passthrough(Job):
             return None
         if event.generation_ids:
             return self._claim_by_ids(conn, event)
+        if not self.enabled:
+            return None  # no new captures to recognise an answer by (old ones were billed by id)
         return self._claim_by_fingerprint(conn, event)
 
     def _claim_by_ids(self, conn, event: NewEvent) -> Recorded | None:
