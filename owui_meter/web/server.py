@@ -18,6 +18,7 @@ sockets lock the plugin out, its inlet times out, and an over-budget user chats 
 
 from __future__ import annotations
 
+import json
 import logging
 import resource
 import time
@@ -25,6 +26,7 @@ import time
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser, ParsingError
 from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
@@ -35,8 +37,48 @@ FILES_HELD_BACK = 64  # file descriptors kept for the database, logs and outgoin
 LIMIT_LOG_SECONDS = 60  # at most one log line a minute about connections closed to make room
 
 
+class _JsonError:
+    """An error waitress answers itself (before the app), in the API's shape: JSON, and the
+    connection closed afterwards (waitress's error task does that)."""
+
+    def __init__(self, error):
+        self.code, self.reason, self.body = error.code, error.reason, error.body
+
+    def to_response(self, ident=None):
+        body = json.dumps({"error": _MESSAGES.get(self.code, self.body or self.reason), "status": self.code}).encode()
+        return f"{self.code} {self.reason}", [("Content-Type", "application/json")], body
+
+
+_MESSAGES: dict[int, str] = {}  # set by the server: the body limit goes into the 413's message
+_LIMITS = {"body": 0, "passthrough": 0}  # set by the server: exact body limits (Content-Length)
+CHUNK_FRAMING_ROOM = 8192  # waitress counts a chunked body with its framing; the app counts the bytes
+
+
+class _Parser(HTTPRequestParser):
+    """waitress's parser, stricter: a body of exactly the limit is accepted, a larger one refused
+    before any "100 Continue", and a request with both Content-Length and Transfer-Encoding (the
+    request-smuggling pair) refused; every refusal answers JSON and closes the connection."""
+
+    def parse_header(self, header_plus):
+        super().parse_header(header_plus)
+        if self.chunked and "CONTENT_LENGTH" in self.headers:
+            raise ParsingError("a request must not carry both Content-Length and Transfer-Encoding")
+        limit = _LIMITS["passthrough"] if _LIMITS["passthrough"] and self.path.startswith("/openrouter/") else _LIMITS["body"]
+        if self.content_length > limit:
+            self.expect_continue = False  # the 413 goes out instead of inviting the body
+            self.content_length = self.adj.max_request_body_size  # waitress's own check refuses it
+
+    def received(self, data):
+        consumed = super().received(data)
+        if self.error is not None and not isinstance(self.error, _JsonError):
+            self.error = _JsonError(self.error)
+        return consumed
+
+
 class _Channel(HTTPChannel):
     """A client connection that knows since when it has been waiting for a complete request."""
+
+    parser_class = _Parser
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -120,13 +162,18 @@ class MeterServer:
         if files != resource.RLIM_INFINITY and files - FILES_HELD_BACK < limit:
             log.warning("METER_CONNECTION_LIMIT=%d lowered to %d: the open-files limit is %d", limit, files - FILES_HELD_BACK, files)
             limit = max(10, files - FILES_HELD_BACK)
+        _MESSAGES[413] = f"request body too large (limit {settings.METER_MAX_BODY_BYTES} bytes)"
+        _LIMITS.update(body=settings.METER_MAX_BODY_BYTES, passthrough=settings.METER_PASSTHROUGH_MAX_BODY_BYTES if streams else 0)
         self.adj = Adjustments(
             host=settings.METER_HOST,
             port=settings.METER_PORT,
             # pass-through streams hold a thread each for minutes: they get their own, so WORKER
             # threads stay free for the plugin and the dashboard
             threads=settings.WORKER + streams,
-            max_request_body_size=max(settings.METER_MAX_BODY_BYTES, settings.METER_PASSTHROUGH_MAX_BODY_BYTES if streams else 0),
+            # waitress's own ceiling, above ours: the parser above refuses a Content-Length over
+            # our limit, the app (MAX_CONTENT_LENGTH) a chunked body over it, both as JSON
+            max_request_body_size=max(settings.METER_MAX_BODY_BYTES, settings.METER_PASSTHROUGH_MAX_BODY_BYTES if streams else 0)
+            + CHUNK_FRAMING_ROOM,
             ident="owui-meter",
             # behind a trusted proxy its X-Forwarded-* reach the app (ProxyFix in web/login.py)
             clear_untrusted_proxy_headers=not settings.METER_TRUSTED_PROXY,
