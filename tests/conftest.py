@@ -111,6 +111,38 @@ def admin_headers(admin_token):
     return {"Authorization": f"Bearer {admin_token}"}
 
 
+@pytest.fixture
+def fake():
+    """A fake OpenRouter on a loopback port (tests/fake_openrouter.py)."""
+    from fake_openrouter import FakeOpenRouter
+
+    with FakeOpenRouter() as server:
+        yield server
+
+
+class Clock:
+    """The meter's clock, moved by the test."""
+
+    def __init__(self, start=1_800_000_000.0):
+        self.t = start
+
+    def __call__(self):
+        return self.t
+
+    def advance(self, seconds):
+        self.t += seconds
+
+
+@pytest.fixture
+def now(monkeypatch):
+    """The meter's clock, frozen at 1,800,000,000 s; ``now.advance(seconds)`` moves it."""
+    from owui_meter import clock
+
+    frozen = Clock()
+    monkeypatch.setattr(clock, "time_fn", frozen)
+    return frozen
+
+
 def outlet_body(key="msg-1", user=ADA, model="openai/gpt-4o-mini", cost=0.00001, prompt=10, completion=20, **extra):
     body = {
         "key": key,

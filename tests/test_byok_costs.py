@@ -5,9 +5,8 @@ Against the fake OpenRouter on loopback and a real SQLite file."""
 import pytest
 import requests
 from conftest import ADA, API_KEY, JWT_SECRET, outlet_body
-from test_costs import Clock, costed_app, event, post
+from test_costs import costed_app, event, post
 
-from fake_openrouter import FakeOpenRouter
 from owui_meter import clock
 from owui_meter.auth import create_token
 
@@ -15,19 +14,6 @@ HOUR = 3600
 # OpenRouter's inline usage for a BYOK answer: cost is its 5 % fee, the provider charged $0.0021
 BYOK_USAGE = {"prompt_tokens": 10, "completion_tokens": 20, "cost": 0.000105, "is_byok": True,
               "cost_details": {"upstream_inference_cost": 0.0021}}
-
-
-@pytest.fixture
-def fake():
-    with FakeOpenRouter() as server:
-        yield server
-
-
-@pytest.fixture
-def now(monkeypatch):
-    frozen = Clock()
-    monkeypatch.setattr(clock, "time_fn", frozen)
-    return frozen
 
 
 @pytest.fixture

@@ -5,34 +5,7 @@ import time
 import pytest
 from conftest import API_KEY, JWT_SECRET, make_settings, outlet_body
 from owui_meter.auth import create_token
-from fake_openrouter import FakeOpenRouter
 from owui_meter import clock, create_app
-
-
-class Clock:
-    """The meter's clock, moved by the test."""
-
-    def __init__(self, start=1_800_000_000.0):
-        self.t = start
-
-    def __call__(self):
-        return self.t
-
-    def advance(self, seconds):
-        self.t += seconds
-
-
-@pytest.fixture
-def fake():
-    with FakeOpenRouter() as server:
-        yield server
-
-
-@pytest.fixture
-def now(monkeypatch):
-    frozen = Clock()
-    monkeypatch.setattr(clock, "time_fn", frozen)
-    return frozen
 
 
 def costed_app(data_dir, fake, **extra):

@@ -8,17 +8,10 @@ import time
 import pytest
 import requests
 
-from fake_openrouter import FakeOpenRouter
 from fake_openwebui import ENGINEERING, FakeOpenWebUI, make_user
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "owui-0.12.4"
 KEY = {"Authorization": "Bearer sk-or-test"}
-
-
-@pytest.fixture
-def fake():
-    with FakeOpenRouter() as server:
-        yield server
 
 
 @pytest.fixture

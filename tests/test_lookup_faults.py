@@ -7,26 +7,12 @@ import time
 
 import pytest
 from conftest import ADA, BOB
-from test_costs import Clock, costed_app, event, post  # noqa: F401 - Clock: the ``now`` fixture's type
+from test_costs import costed_app, event, post
 
-from fake_openrouter import FakeOpenRouter
 from owui_meter import clock
 from owui_meter.erasure import erase_user, pseudonym
 
 HOUR = 3600
-
-
-@pytest.fixture
-def fake():
-    with FakeOpenRouter() as server:
-        yield server
-
-
-@pytest.fixture
-def now(monkeypatch):
-    frozen = Clock()
-    monkeypatch.setattr(clock, "time_fn", frozen)
-    return frozen
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import requests
 from waitress.server import create_server
 
 from conftest import ADA, API_KEY, JWT_SECRET, REPO, free_port, load_fixture, make_settings
-from fake_openrouter import FakeOpenRouter
 from owui_meter import create_app
 from owui_meter.auth import create_token
 
@@ -171,12 +170,6 @@ def all_events(meter):
 
 
 # --- a meter whose cost resolver asks the fake OpenRouter --------------------------------------------
-
-
-@pytest.fixture
-def fake():
-    with FakeOpenRouter() as server:
-        yield server
 
 
 @pytest.fixture

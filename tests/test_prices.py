@@ -3,14 +3,7 @@
 import pytest
 
 from conftest import API_KEY, outlet_body
-from fake_openrouter import FakeOpenRouter
 from test_costs import costed_app
-
-
-@pytest.fixture
-def fake():
-    with FakeOpenRouter() as server:
-        yield server
 
 
 @pytest.fixture

@@ -3,18 +3,12 @@
 import pytest
 
 from conftest import API_KEY, JWT_SECRET, outlet_body
-from fake_openrouter import FakeOpenRouter
 from owui_meter import clock
 from owui_meter.auth import create_token
-from test_costs import Clock, costed_app
+from conftest import Clock
+from test_costs import costed_app
 
 HOUR = 3600
-
-
-@pytest.fixture
-def fake():
-    with FakeOpenRouter() as server:
-        yield server
 
 
 def test_unattributed_spend_between_samples(data_dir, fake, monkeypatch):

@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from conftest import ADA, API_KEY, outlet_body
-from test_dashboard import csrf_of, log_in
+from test_dashboard import log_in
 
 H = {"Authorization": f"Bearer {API_KEY}"}
 
