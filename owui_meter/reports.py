@@ -173,19 +173,53 @@ def _split_notes(meter, where: str, params: tuple, period: Period, usage_nano: i
     return notes
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``1 answer``, ``2,314 answers``: a count with a thousands separator and the right noun."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def finality(meter, where: str, params: tuple, period: Period) -> dict:
+    """Whether a document is final: its period has ended and no answer in it awaits OpenRouter's
+    confirmation of its cost. Otherwise its figures can still change: it is provisional."""
+    row = meter.db.query_one(
+        f"""SELECT count(*) AS n, coalesce(sum(cost_nano), 0) AS cost FROM events
+            WHERE lookup_state = 'pending' AND {where} AND ts >= ? AND ts < ?""",
+        (*params, period.start_ms, period.end_ms),
+    )
+    ended = clock.now_ms() >= period.end_ms
+    return {"ended": ended, "pending": row["n"], "pending_nano": row["cost"], "final": ended and not row["n"]}
+
+
+def _finality_line(meter, state: dict, period: Period, styles) -> Paragraph:
+    s = meter.settings
+    if state["final"]:
+        now = dt.datetime.fromtimestamp(clock.now(), tz=zoneinfo.ZoneInfo(s.METER_TIMEZONE))
+        return Paragraph(f"<b>Final.</b> Finalised on {now:%d %B %Y at %H:%M}: the period has ended and the cost of every "
+                         "answer in it is settled.", styles["body"])
+    reasons = []
+    if not state["ended"]:
+        reasons.append(f"the period runs until the end of {period.end:%d %B %Y}")
+    if state["pending"]:
+        amount = money(convert(state["pending_nano"], s.METER_USD_RATE), s.METER_CURRENCY)
+        reasons.append(f"{plural(state['pending'], 'answer')} ({amount} so far) "
+                       f"{'is' if state['pending'] == 1 else 'are'} still awaiting OpenRouter's confirmation of the cost")
+    return Paragraph(f"<b>Provisional:</b> {'; '.join(reasons)}. The figures can still change.", styles["body"])
+
+
 def statement_number(kind: str, key: str, period: Period) -> str:
     digest = hashlib.sha256(f"{kind}:{key}".encode()).hexdigest()[:6].upper()
     return f"{period.start:%Y%m%d}-{period.end:%Y%m%d}-{digest}"
 
 
-def _header(meter, title: str, number: str, period: Period, styles) -> list:
+def _header(meter, title: str, number: str, period: Period, styles, state: dict) -> list:
     s = meter.settings
     issued = dt.datetime.fromtimestamp(clock.now(), tz=zoneinfo.ZoneInfo(s.METER_TIMEZONE)).date()
     return [
         Paragraph(text(s.METER_ORG_NAME), styles["h2"]),
-        Paragraph(title, styles["title"]),
+        Paragraph(title if state["final"] else f"{title} — Provisional", styles["title"]),
         Paragraph(f"Period: {period} ({text(s.METER_TIMEZONE)})", styles["body"]),
         Paragraph(f"Statement no. {number} · issued {issued:%d %B %Y}", styles["body"]),
+        _finality_line(meter, state, period, styles),
         Spacer(1, 4 * mm),
     ]
 
@@ -216,7 +250,8 @@ def user_statement(meter, user_id: str, period: Period) -> bytes:
     figures = user_figures(meter, user_id, period)
     totals, rate, currency = figures["totals"], s.METER_USD_RATE, s.METER_CURRENCY
     c = charges(s, totals["cost"], totals["answers"])
-    story = _header(meter, "Usage statement", statement_number("user", user_id, period), period, styles)
+    state = finality(meter, "user_id = ?", (user_id,), period)
+    story = _header(meter, "Usage statement", statement_number("user", user_id, period), period, styles, state)
     story += [Paragraph(f"<b>{text(user['name'] or user['id'])}</b>", styles["body"]), Paragraph(text(user["email"] or ""), styles["body"]), Spacer(1, 4 * mm)]
     rows = [["Model", "Answers", "Input tokens", "Output tokens", "Cost"]]
     for m in figures["models"]:
@@ -258,7 +293,9 @@ def group_statement(meter, group_id: str, period: Period) -> bytes:
     for m in members:
         m["charges"] = charges(s, m["cost"], m["answers"])
     due = sum((m["charges"].total for m in members), Decimal("0.00"))
-    story = _header(meter, f"Group statement: {text(group['name'])}", statement_number("group", group_id, period), period, styles)
+    marks = ",".join("?" * len(members)) or "''"
+    state = finality(meter, f"user_id IN ({marks})", tuple(m["id"] for m in members), period)
+    story = _header(meter, f"Group statement: {text(group['name'])}", statement_number("group", group_id, period), period, styles, state)
     story.append(Paragraph(GROUP_RULE, styles["body"]))
     story.append(Spacer(1, 3 * mm))
     rows = [["Member", "Email", "Answers", "Usage", "Charged"]]
@@ -268,7 +305,6 @@ def group_statement(meter, group_id: str, period: Period) -> bytes:
     story.append(_table(rows, [52 * mm, 56 * mm, 18 * mm, 24 * mm, 24 * mm], money_cols=(2, 3, 4)))
     story += [Spacer(1, 3 * mm), _table([["Total due", money(due, currency)]], [144 * mm, 30 * mm], header=False, money_cols=(1,))]
     story[-1].setStyle(TableStyle([("FONT", (0, 0), (-1, -1), BOLD, 9)]))
-    marks = ",".join("?" * len(members)) or "''"
     story += [Spacer(1, 4 * mm)] + _notes(meter, f"user_id IN ({marks})", tuple(m["id"] for m in members), period, totals, rate, currency, styles)
     return _build(story)
 
@@ -306,7 +342,7 @@ def summary(meter, period: Period) -> bytes:
     s, styles = meter.settings, _styles()
     rate, currency = s.METER_USD_RATE, s.METER_CURRENCY
     rows = summary_rows(meter, period)
-    story = _header(meter, "Usage summary", statement_number("summary", "all", period), period, styles)
+    story = _header(meter, "Usage summary", statement_number("summary", "all", period), period, styles, finality(meter, "1 = ?", (1,), period))
     table = [["User", "Answers", "Usage", "Fees", "Total due"]]
     for r in rows:
         usage = r["charges"].lines[0].amount

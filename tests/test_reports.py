@@ -34,8 +34,8 @@ def make_app(data_dir, monkeypatch, **settings):
     return app, app.test_client(), {"Authorization": f"Bearer {create_token(JWT_SECRET)}"}
 
 
-def answer(client, key, user, cost, model="openai/gpt-4o-mini", prompt=100, completion=200, days_ago=20):
-    body = outlet_body(key=key, user=user, cost=cost, model=model, prompt=prompt, completion=completion, timestamp=NOV + 20 * 86400 - days_ago * 86400)
+def answer(client, key, user, cost, model="openai/gpt-4o-mini", prompt=100, completion=200, days_ago=20, **extra):
+    body = outlet_body(key=key, user=user, cost=cost, model=model, prompt=prompt, completion=completion, timestamp=NOV + 20 * 86400 - days_ago * 86400, **extra)
     assert client.post("/api/v1/outlet", json=body, headers=H).status_code == 202
 
 
@@ -224,4 +224,53 @@ def test_group_statement_bills_its_members_as_their_own_statements_do(data_dir, 
     group_total = Decimal(re.search(r"Total due \$([\d.,]+)", group).group(1))
     assert group_total == sum(totals.values())
     assert group_total == (Decimal("20.00") if "METER_BASE_FEE" in settings else Decimal("2.20"))
+    app.config["METER"].stop()
+
+
+def test_statement_of_an_unfinished_month_is_provisional_and_says_why(data_dir, monkeypatch):
+    app, client, admin = make_app(data_dir, monkeypatch)  # the clock stands at 30 November, 12:00
+    answer(client, "done", ADA, 1.5)
+    answer(client, "waiting", ADA, 0.25, days_ago=0, generation_ids=["gen-waiting-1"])
+    meter = app.config["METER"]
+    pending = meter.db.query_one("SELECT count(*) AS n, sum(cost_nano) AS cost FROM events WHERE lookup_state = 'pending'")
+    assert pending["n"] == 1
+    content = pdf_text(client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11", headers=admin).data)
+    amount = (Decimal(pending["cost"]) / 10**9).quantize(Decimal("0.01"))
+    assert "Usage statement — Provisional" in content
+    assert "the period runs until the end of 30 November 2026" in content
+    assert f"1 answer (${amount} so far) is still awaiting OpenRouter's confirmation" in content
+    assert "Final." not in content
+    summary = pdf_text(client.get("/api/v1/reports/summary.pdf?month=2026-11", headers=admin).data)
+    assert "Usage summary — Provisional" in summary and "1 answer ($0.25 so far)" in summary
+    meter.stop()
+
+
+def test_a_closed_month_with_nothing_pending_is_final_and_says_when(data_dir, monkeypatch):
+    app, client, admin = make_app(data_dir, monkeypatch)
+    answer(client, "done", ADA, 1.5)
+    monkeypatch.setattr(clock, "time_fn", lambda: dt.datetime(2026, 12, 2, 9, 30, tzinfo=dt.timezone.utc).timestamp())
+    content = pdf_text(client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11", headers=admin).data)
+    assert "Provisional" not in content
+    assert "Final. Finalised on 02 December 2026 at 09:30" in content
+    app.config["METER"].stop()
+
+
+def test_a_closed_month_still_awaiting_openrouter_stays_provisional(data_dir, monkeypatch):
+    app, client, admin = make_app(data_dir, monkeypatch)
+    answer(client, "waiting", ADA, 0.25, days_ago=0, generation_ids=["gen-waiting-1"], model="a/b")
+    answer(client, "waiting2", ADA, 0.5, days_ago=0, generation_ids=["gen-waiting-2"], model="a/b")
+    monkeypatch.setattr(clock, "time_fn", lambda: dt.datetime(2026, 12, 1, 0, 30, tzinfo=dt.timezone.utc).timestamp())
+    content = pdf_text(client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11", headers=admin).data)
+    assert "Usage statement — Provisional" in content and "period runs until" not in content
+    assert "2 answers ($0.75 so far) are still awaiting" in content
+    app.config["METER"].stop()
+
+
+def test_the_reports_page_opens_on_the_last_complete_month(data_dir, monkeypatch):
+    from test_dashboard import log_in
+
+    app, client, admin = make_app(data_dir, monkeypatch)  # 30 November 2026
+    assert log_in(client, app.config["METER"]).status_code == 302
+    page = client.get("/reports").get_data(as_text=True)
+    assert 'name="from" value="2026-10-01"' in page and 'name="to" value="2026-10-31"' in page
     app.config["METER"].stop()

@@ -13,7 +13,7 @@ from . import bp
 @bp.get("/reports")
 @require_login
 def reports():
-    _, period = period_from_request("whole_month")
+    _, period = period_from_request("last_month")
     return render_template("dashboard/reports.html", period=period, rows=reports_module.summary_rows(meter(), period),
                            groups=meter().db.query("SELECT id, name FROM groups ORDER BY name"),
                            query={"from": period.start.isoformat(), "to": period.end.isoformat()})
