@@ -107,19 +107,35 @@ def _build(story) -> bytes:
     return buffer.getvalue()
 
 
+# what each kind of unconfirmed cost is, in words for the reader of a bill: (cost source, awaiting OpenRouter?)
+COST_WORDS = {
+    ("inline", True): "as reported with the answer, awaiting OpenRouter's confirmation",
+    ("inline", False): ("imported history, or answers OpenRouter keeps no record of, at the cost reported at the time; "
+                        "there is nothing to confirm them against, so they stay as they are"),
+    ("estimate", True): "estimated from tokens and the model's price, awaiting OpenRouter's confirmation",
+    ("estimate", False): "estimated from tokens and the model's price",
+    ("pending", True): "awaiting OpenRouter's confirmation (counted as $0 so far)",
+    ("pending", False): "without a cost (counted as $0)",
+    ("unpriced", True): "without any known price (counted as $0)",
+    ("unpriced", False): "without any known price (counted as $0)",
+}
+
+
 def _notes(meter, where: str, params: tuple, period: Period, totals: dict, rate: Decimal, currency: str, styles) -> list:
     notes = []
-    share = 100 * Decimal(totals["confirmed"]) / Decimal(totals["cost"]) if totals["cost"] else Decimal(100)
-    notes.append(Paragraph(f"{share:.1f}% of the usage was confirmed against OpenRouter's own record of each generation.", styles["small"]))
+    if totals["cost"]:
+        share = 100 * Decimal(totals["confirmed"]) / Decimal(totals["cost"])
+        notes.append(Paragraph(f"{share:.1f}% of the usage was confirmed against OpenRouter's own record of each generation.", styles["small"]))
     rows = meter.db.query(
-        f"SELECT cost_source, count(*) AS n, coalesce(sum(cost_nano), 0) AS cost FROM events WHERE {where} AND ts >= ? AND ts < ? GROUP BY cost_source",
+        f"""SELECT cost_source, lookup_state = 'pending' AS waiting, count(*) AS n, coalesce(sum(cost_nano), 0) AS cost
+            FROM events WHERE {where} AND ts >= ? AND ts < ? AND cost_source != 'generation' GROUP BY 1, 2 ORDER BY 1, 2""",
         (*params, period.start_ms, period.end_ms),
     )
-    words = {"inline": "as reported with the answer, not yet confirmed", "estimate": "estimated from tokens and the model's price",
-             "pending": "pending confirmation (counted as $0 so far)", "unpriced": "without any known price (counted as $0)"}
     for row in rows:
-        if row["cost_source"] in words and row["n"]:
-            notes.append(Paragraph(f"{row['n']} answers ({money(convert(row['cost'], rate), currency)}) were {words[row['cost_source']]}.", styles["small"]))
+        words = COST_WORDS.get((row["cost_source"], bool(row["waiting"])))
+        if words and row["n"]:
+            verb = "was" if row["n"] == 1 else "were"
+            notes.append(Paragraph(f"{plural(row['n'], 'answer')} ({money(convert(row['cost'], rate), currency)}) {verb} {words}.", styles["small"]))
     notes += _split_notes(meter, where, params, period, totals["cost"], rate, currency, styles)
     pruned = get_meta(meter.db, "retention.pruned_before")
     if pruned and int(pruned) > period.start_ms:
@@ -131,6 +147,18 @@ def _notes(meter, where: str, params: tuple, period: Period, totals: dict, rate:
                            "the exact sum, so its rows may differ from it by a cent. Charges are rounded line by line and their total "
                            "is the sum of those lines.", styles["small"]))
     return notes
+
+
+def reconciliation_words(rec: dict) -> str:
+    """How the comparison with OpenRouter was made, in words for a finance reader (the API's
+    ``precision`` text names settings and fields, which a bill must not)."""
+    only = ("Only OpenRouter's own charges are compared; for answers through the team's own provider keys that is "
+            "OpenRouter's fee, and the providers bill the rest.")
+    if rec["openrouter_nano"] is None:
+        return ("OpenRouter's figure for this period is unknown: the meter compares with periodic readings of what "
+                "OpenRouter counts for its key, and has none from both before and after this period. " + only)
+    return (f"Compared between the readings of OpenRouter's running total at {rec['compared_from']} and {rec['compared_to']}; "
+            "answers billed close to a reading can fall on either side of it. " + only)
 
 
 def slug(value: str) -> str:
@@ -261,7 +289,10 @@ def user_statement(meter, user_id: str, period: Period) -> bytes:
     daily = {r["day"]: r["cost"] for r in meter.db.query(
         "SELECT day, sum(cost_nano) AS cost FROM usage_day_user WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY day", (user_id, *period.days))}
     points = [((period.start + dt.timedelta(days=i)).isoformat(), 0) for i in range((period.end - period.start).days + 1)]
-    story += [Paragraph("Cost per day", styles["h2"]), _chart([(d, daily.get(d, 0)) for d, _ in points], rate)]
+    if totals["answers"]:
+        story += [Paragraph("Cost per day", styles["h2"]), _chart([(d, daily.get(d, 0)) for d, _ in points], rate)]
+    else:
+        story.append(Paragraph("No usage in this period.", styles["body"]))
     story += [Paragraph("Charges", styles["h2"]), _table(_charge_rows(c), [144 * mm, 30 * mm], header=False, money_cols=(1,))]
     story[-1].setStyle(TableStyle([("FONT", (0, -1), (-1, -1), BOLD, 9)]))
     story += [Spacer(1, 4 * mm)] + _notes(meter, "user_id = ?", (user_id,), period, totals, rate, currency, styles)
@@ -372,12 +403,12 @@ def summary(meter, period: Period) -> bytes:
     rec = reconcile(meter, period.start_ms, period.end_ms)
     story.append(Paragraph("Reconciliation with OpenRouter", styles["h2"]))
     if rec["openrouter_nano"] is None:
-        story.append(Paragraph(text(rec["precision"]), styles["body"]))
+        story.append(Paragraph(text(reconciliation_words(rec)), styles["body"]))
     else:
         recon = [["OpenRouter billed the key", money(convert(rec["openrouter_nano"], rate), currency)],
                  ["Attributed to answers in the ledger", money(convert(rec["ledger_nano"], rate), currency)],
                  ["Unattributed (titles, tags, follow-ups, other apps)", money(convert(rec["unattributed_nano"], rate), currency)]]
-        story += [_table(recon, [144 * mm, 30 * mm], header=False, money_cols=(1,)), Paragraph(text(rec["precision"]), styles["small"])]
+        story += [_table(recon, [144 * mm, 30 * mm], header=False, money_cols=(1,)), Paragraph(text(reconciliation_words(rec)), styles["small"])]
         total_cost = sum(r["cost"] for r in rows)
         if s.METER_ALLOCATE_UNATTRIBUTED and rec["unattributed_nano"] > 0 and total_cost:
             share = [["User", "Share of unattributed"]]

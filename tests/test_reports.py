@@ -274,3 +274,60 @@ def test_the_reports_page_opens_on_the_last_complete_month(data_dir, monkeypatch
     page = client.get("/reports").get_data(as_text=True)
     assert 'name="from" value="2026-10-01"' in page and 'name="to" value="2026-10-31"' in page
     app.config["METER"].stop()
+
+
+def record_many(meter, user, n, cost_nano, days_ago=5):
+    """n answers recorded through the ledger in one go (as the importer does)."""
+    from owui_meter.ledger import NewEvent, UserInfo
+
+    ts = int((NOV + 20 * 86400 - days_ago * 86400) * 1000)
+    batch = [NewEvent(key=f"bulk-{user['id']}-{i}", user=UserInfo(user["id"], user["email"], user["name"], user["role"]), model="openai/gpt-4o-mini",
+                      ts=ts + i, source="ui", prompt_tokens=10, completion_tokens=20, inline_cost_nano=cost_nano) for i in range(n)]
+    meter.ledger.record_many(batch)
+
+
+def test_documents_use_plain_words_counts_and_plurals(seeded):
+    app, client, admin = seeded
+    meter = app.config["METER"]
+    record_many(meter, BOB, 1234, 1_000_000)  # $0.001 each
+    with meter.db.write() as conn:
+        conn.execute("INSERT INTO groups (id, name, synced) VALUES ('eng', 'Engineering', 0)")
+        conn.execute("INSERT INTO group_members VALUES ('eng', ?), ('eng', ?)", (ADA["id"], BOB["id"]))
+    docs = {path: pdf_text(client.get(path, headers=admin).data) for path in (
+        f"/api/v1/reports/user/{BOB['id']}.pdf?month=2026-11", "/api/v1/reports/user/eve.pdf?month=2026-11",
+        "/api/v1/reports/group/eng.pdf?month=2026-11", "/api/v1/reports/summary.pdf?month=2026-11")}
+    for path, content in docs.items():
+        assert "METER_" not in content and "OPENROUTER_" not in content and "_nano" not in content, path
+        assert not re.search(r"\b1 answers\b", content) and not re.search(r"\b\d{4,} answers\b", content), path
+    bob = docs[f"/api/v1/reports/user/{BOB['id']}.pdf?month=2026-11"]
+    assert "1,235" in bob  # 1,234 + the seeded one, in the table
+    assert "1,235 answers ($4.23) were imported history, or answers OpenRouter keeps no record of" in bob
+    eve = docs["/api/v1/reports/user/eve.pdf?month=2026-11"]
+    assert "1 answer ($0.01) was imported history" in eve
+    assert "not yet confirmed" not in " ".join(docs.values())
+    assert "OpenRouter's figure for this period is unknown" in docs["/api/v1/reports/summary.pdf?month=2026-11"]
+
+
+def test_imported_history_is_described_as_such(data_dir, monkeypatch, tmp_path):
+    from test_import import ADA as OLD_ADA, FILTER_ROWS, make_db
+
+    old = make_db(tmp_path / "data.db", FILTER_ROWS)
+    assert run(data_dir, "import-owui-metering", str(old)).returncode == 0
+    app, client, admin = make_app(data_dir, monkeypatch)
+    content = pdf_text(client.get(f"/api/v1/reports/user/{OLD_ADA[0]}.pdf?month=2026-09", headers=admin).data)
+    assert "1 answer ($0.00) was imported history" in content and "not yet confirmed" not in content
+    assert "Final. Finalised on" in content  # September is over and nothing waits for OpenRouter
+    app.config["METER"].stop()
+
+
+def test_a_user_without_usage_gets_a_line_not_an_empty_chart(data_dir, monkeypatch):
+    app, client, admin = make_app(data_dir, monkeypatch)
+    answer(client, "x", ADA, 1)
+    with app.config["METER"].db.write() as conn:
+        conn.execute("INSERT INTO users (id, name, first_seen, last_seen) VALUES ('idle', 'Idle Ivy', 0, 0)")
+    content = pdf_text(client.get("/api/v1/reports/user/idle.pdf?month=2026-11", headers=admin).data)
+    assert "No usage in this period." in content
+    assert "Cost per day" not in content and "% of the usage was confirmed" not in content
+    used = pdf_text(client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11", headers=admin).data)
+    assert "Cost per day" in used and "No usage in this period." not in used
+    app.config["METER"].stop()
