@@ -24,6 +24,7 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from . import __version__, clock
@@ -99,11 +100,37 @@ def _chart(points: list[tuple[str, int]], rate: Decimal) -> Drawing:
     return drawing
 
 
-def _build(story) -> bytes:
+class NumberedCanvas(Canvas):
+    """Writes "Page 1 of 2" and the statement number at the foot of every page: pages are held
+    back until the last is known, then drawn with the count."""
+
+    footer = ""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pages = []
+
+    def showPage(self):
+        self._pages.append(dict(self.__dict__))
+        self._startPage()
+
+    def save(self):
+        for page in self._pages:
+            self.__dict__.update(page)
+            self.setFont(FONT, 7.5)
+            self.setFillColor(colors.HexColor("#555555"))
+            self.drawString(18 * mm, 9 * mm, self.footer)
+            self.drawRightString(A4[0] - 18 * mm, 9 * mm, f"Page {self._pageNumber} of {len(self._pages)}")
+            super().showPage()
+        super().save()
+
+
+def _build(story, footer: str = "") -> bytes:
     buffer = io.BytesIO()
-    doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm, bottomMargin=16 * mm,
-                            title="owui-meter statement", author="owui-meter", creator=f"owui-meter {__version__}")
-    doc.build(story)
+    doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm, bottomMargin=18 * mm,
+                            title="Statement", creator=f"owui-meter {__version__}")
+    canvas = type("Canvas", (NumberedCanvas,), {"footer": footer})
+    doc.build(story, canvasmaker=canvas)
     return buffer.getvalue()
 
 
@@ -239,17 +266,38 @@ def statement_number(kind: str, key: str, period: Period) -> str:
     return f"{period.start:%Y%m%d}-{period.end:%Y%m%d}-{digest}"
 
 
-def _header(meter, title: str, number: str, period: Period, styles, state: dict) -> list:
+def address_lines(value: str | None) -> list[str]:
+    """METER_ORG_ADDRESS as lines: real line breaks or ``\\n`` separate them."""
+    return [line.strip() for line in (value or "").replace("\\n", "\n").splitlines() if line.strip()]
+
+
+def _header(meter, title: str, number: str, period: Period, styles, state: dict, recipient: list[str] | None = None) -> list:
+    """Sender (left) and the document's facts (right), the title and whether it is final, then who
+    it is for. The due date is printed only when payment terms are set, and only on a bill."""
     s = meter.settings
     issued = dt.datetime.fromtimestamp(clock.now(), tz=zoneinfo.ZoneInfo(s.METER_TIMEZONE)).date()
-    return [
-        Paragraph(text(s.METER_ORG_NAME), styles["h2"]),
-        Paragraph(title if state["final"] else f"{title} — Provisional", styles["title"]),
-        Paragraph(f"Period: {period} ({text(s.METER_TIMEZONE)})", styles["body"]),
-        Paragraph(f"Statement no. {number} · issued {issued:%d %B %Y}", styles["body"]),
-        _finality_line(meter, state, period, styles),
-        Spacer(1, 4 * mm),
-    ]
+    sender = []
+    if s.METER_ORG_NAME:
+        sender.append(Paragraph(f"<b>{text(s.METER_ORG_NAME)}</b>", styles["body"]))
+    sender += [Paragraph(text(line), styles["body"]) for line in address_lines(s.METER_ORG_ADDRESS)]
+    if s.METER_ORG_TAX_ID:
+        sender.append(Paragraph(f"Tax ID: {text(s.METER_ORG_TAX_ID)}", styles["body"]))
+    facts = [["Statement no.", number], ["Issued", f"{issued:%d %B %Y}"]]
+    if recipient is not None and s.METER_PAYMENT_TERMS_DAYS is not None:
+        facts.append(["Due", f"{issued + dt.timedelta(days=s.METER_PAYMENT_TERMS_DAYS):%d %B %Y}"])
+    facts.append(["Period", Paragraph(f"{period} ({text(s.METER_TIMEZONE)})", styles["cell"])])
+    facts_table = Table(facts, colWidths=[24 * mm, 62 * mm])
+    facts_table.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), FONT, 8.5), ("FONT", (0, 0), (0, -1), BOLD, 8.5),
+                                     ("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
+    top = Table([[sender or "", facts_table]], colWidths=[88 * mm, 86 * mm])
+    top.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
+    story = [top, Spacer(1, 5 * mm),
+             Paragraph(title if state["final"] else f"{title} — Provisional", styles["title"]),
+             _finality_line(meter, state, period, styles)]
+    if recipient:
+        story += [Spacer(1, 3 * mm), Paragraph("Statement for", styles["small"])]
+        story += [Paragraph(f"<b>{line}</b>" if i == 0 else line, styles["body"]) for i, line in enumerate(recipient)]
+    return story + [Spacer(1, 4 * mm)]
 
 
 def _charge_rows(c) -> list:
@@ -279,8 +327,15 @@ def user_statement(meter, user_id: str, period: Period) -> bytes:
     totals, rate, currency = figures["totals"], s.METER_USD_RATE, s.METER_CURRENCY
     c = charges(s, totals["cost"], totals["answers"])
     state = finality(meter, "user_id = ?", (user_id,), period)
-    story = _header(meter, "Usage statement", statement_number("user", user_id, period), period, styles, state)
-    story += [Paragraph(f"<b>{text(user['name'] or user['id'])}</b>", styles["body"]), Paragraph(text(user["email"] or ""), styles["body"]), Spacer(1, 4 * mm)]
+    groups = [g["name"] for g in meter.db.query(
+        "SELECT g.name FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE gm.user_id = ? ORDER BY lower(g.name)", (user_id,))]
+    recipient = [text(user["name"] or user["email"] or user["id"])]
+    if user["email"] and user["name"]:
+        recipient.append(text(user["email"]))
+    if groups:
+        recipient.append(("Group: " if len(groups) == 1 else "Groups: ") + ", ".join(text(g) for g in groups))
+    number = statement_number("user", user_id, period)
+    story = _header(meter, "Usage statement", number, period, styles, state, recipient)
     rows = [["Model", "Answers", "Input tokens", "Output tokens", "Cost"]]
     for m in figures["models"]:
         rows.append([Paragraph(text(m["model"]), styles["cell"]), f"{m['answers']:,}", f"{m['prompt']:,}", f"{m['completion']:,}", money(convert(m["cost"], rate), currency)])
@@ -296,7 +351,7 @@ def user_statement(meter, user_id: str, period: Period) -> bytes:
     story += [Paragraph("Charges", styles["h2"]), _table(_charge_rows(c), [144 * mm, 30 * mm], header=False, money_cols=(1,))]
     story[-1].setStyle(TableStyle([("FONT", (0, -1), (-1, -1), BOLD, 9)]))
     story += [Spacer(1, 4 * mm)] + _notes(meter, "user_id = ?", (user_id,), period, totals, rate, currency, styles)
-    return _build(story)
+    return _build(story, f"Statement no. {number}")
 
 
 GROUP_RULE = ("Each member is charged as on their own statement: usage, markup, base fee and minimum charge apply to "
@@ -326,7 +381,9 @@ def group_statement(meter, group_id: str, period: Period) -> bytes:
     due = sum((m["charges"].total for m in members), Decimal("0.00"))
     marks = ",".join("?" * len(members)) or "''"
     state = finality(meter, f"user_id IN ({marks})", tuple(m["id"] for m in members), period)
-    story = _header(meter, f"Group statement: {text(group['name'])}", statement_number("group", group_id, period), period, styles, state)
+    number = statement_number("group", group_id, period)
+    recipient = [text(group["name"]), f"Group of {plural(len(members), 'member')}"]
+    story = _header(meter, f"Group statement: {text(group['name'])}", number, period, styles, state, recipient)
     story.append(Paragraph(GROUP_RULE, styles["body"]))
     story.append(Spacer(1, 3 * mm))
     rows = [["Member", "Email", "Answers", "Usage", "Charged"]]
@@ -337,7 +394,7 @@ def group_statement(meter, group_id: str, period: Period) -> bytes:
     story += [Spacer(1, 3 * mm), _table([["Total due", money(due, currency)]], [144 * mm, 30 * mm], header=False, money_cols=(1,))]
     story[-1].setStyle(TableStyle([("FONT", (0, 0), (-1, -1), BOLD, 9)]))
     story += [Spacer(1, 4 * mm)] + _notes(meter, f"user_id IN ({marks})", tuple(m["id"] for m in members), period, totals, rate, currency, styles)
-    return _build(story)
+    return _build(story, f"Statement no. {number}")
 
 
 def summary_rows(meter, period: Period) -> list[dict]:
@@ -373,7 +430,8 @@ def summary(meter, period: Period) -> bytes:
     s, styles = meter.settings, _styles()
     rate, currency = s.METER_USD_RATE, s.METER_CURRENCY
     rows = summary_rows(meter, period)
-    story = _header(meter, "Usage summary", statement_number("summary", "all", period), period, styles, finality(meter, "1 = ?", (1,), period))
+    number = statement_number("summary", "all", period)
+    story = _header(meter, "Usage summary", number, period, styles, finality(meter, "1 = ?", (1,), period))
     table = [["User", "Answers", "Usage", "Fees", "Total due"]]
     for r in rows:
         usage = r["charges"].lines[0].amount
@@ -418,4 +476,4 @@ def summary(meter, period: Period) -> bytes:
             story += [Paragraph("Unattributed spend shared by use", styles["h2"]), _table(share, [144 * mm, 30 * mm], money_cols=(1,))]
     totals = {"cost": sum(r["cost"] for r in rows) + nobody["cost"], "confirmed": sum(r["confirmed"] for r in rows) + nobody["confirmed"]}
     story += [Spacer(1, 4 * mm)] + _notes(meter, "1 = ?", (1,), period, totals, rate, currency, styles)
-    return _build(story)
+    return _build(story, f"Summary no. {number}")

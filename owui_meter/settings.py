@@ -91,7 +91,10 @@ SETTINGS: tuple[Setting, ...] = (
     _s("METER_SECURE_COOKIES", "choice", "auto", "Secure session cookie: true, false, or auto (true when the request came over HTTPS).", "dashboard", choices=("auto", "true", "false")),
     _s("METER_LOGIN_ATTEMPTS", "int", 5, "Failed logins allowed per client address and per username within 15 minutes.", "dashboard", minimum=1),
     # --- statements -------------------------------------------------------------------------------
-    _s("METER_ORG_NAME", "str", "owui-meter", "Organisation name at the top of statements.", "statements"),
+    _s("METER_ORG_NAME", "str", None, "Sender's name at the top of statements (none when unset).", "statements"),
+    _s("METER_ORG_ADDRESS", "str", None, "Sender's address on statements; separate its lines with \\n (or real line breaks).", "statements"),
+    _s("METER_ORG_TAX_ID", "str", None, "Sender's tax or VAT number on statements (none when unset).", "statements"),
+    _s("METER_PAYMENT_TERMS_DAYS", "int", None, "Days from issue to the due date printed on statements (no due date when unset).", "statements", minimum=0, maximum=365),
     _s("MINIMUM_CHARGE_FEE", "usd", "0", "Least a user with any usage in the period is charged (owui-metering's name; see README).", "statements"),
     _s("METER_BASE_FEE", "usd", "0", "Flat fee on every statement with usage.", "statements"),
     _s("METER_MARKUP_PERCENT", "decimal", "0", "Markup on usage, in percent (e.g. 10 or 7.5).", "statements"),

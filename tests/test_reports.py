@@ -331,3 +331,59 @@ def test_a_user_without_usage_gets_a_line_not_an_empty_chart(data_dir, monkeypat
     used = pdf_text(client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11", headers=admin).data)
     assert "Cost per day" in used and "No usage in this period." not in used
     app.config["METER"].stop()
+
+
+def page_texts(data: bytes) -> list[str]:
+    return [" ".join(page.extract_text().split()) for page in PdfReader(io.BytesIO(data)).pages]
+
+
+def test_a_statement_has_a_bills_frame(data_dir, monkeypatch):
+    app, client, admin = make_app(data_dir, monkeypatch, METER_ORG_NAME="Acme Research GmbH", METER_ORG_ADDRESS="Hauptstraße 1\\n10115 Berlin",
+                                  METER_ORG_TAX_ID="DE123456789", METER_PAYMENT_TERMS_DAYS="14")
+    answer(client, "x", ADA, 1)
+    with app.config["METER"].db.write() as conn:
+        conn.execute("INSERT INTO groups (id, name, synced) VALUES ('eng', 'Engineering', 0), ('ops', 'Operations', 0)")
+        conn.execute("INSERT INTO group_members VALUES ('eng', ?), ('ops', ?)", (ADA["id"], ADA["id"]))
+    data = client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11", headers=admin).data
+    content = pdf_text(data)
+    assert content.startswith("Acme Research GmbH Hauptstraße 1 10115 Berlin Tax ID: DE123456789")
+    number = re.search(r"Statement no\. (\S+)", content).group(1)
+    assert re.fullmatch(r"20261101-20261130-[0-9A-F]{6}", number)
+    assert "Issued 30 November 2026 Due 14 December 2026" in content  # the clock: 30 November; 14 days' terms
+    assert "Statement for Ada Admin ada@example.com Groups: Engineering, Operations" in content
+    pages = page_texts(data)
+    assert all(f"Page {i} of {len(pages)}" in page for i, page in enumerate(pages, 1))
+    group = pdf_text(client.get("/api/v1/reports/group/eng.pdf?month=2026-11", headers=admin).data)
+    assert "Statement for Engineering Group of 1 member" in group and "Due 14 December 2026" in group
+    summary = pdf_text(client.get("/api/v1/reports/summary.pdf?month=2026-11", headers=admin).data)
+    assert "Due" not in summary and "Statement for" not in summary  # an internal report, not a bill
+    app.config["METER"].stop()
+
+
+def test_without_sender_settings_there_is_no_sender_and_no_due_date(data_dir, monkeypatch):
+    app, client, admin = make_app(data_dir, monkeypatch)
+    answer(client, "x", ADA, 1)
+    content = pdf_text(client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11", headers=admin).data)
+    assert content.startswith("Statement no.") and "owui-meter" not in content
+    assert "Tax ID" not in content and "Due" not in content
+    assert "Page 1 of 1" in content
+    app.config["METER"].stop()
+
+
+def test_every_page_of_a_long_summary_is_numbered(data_dir, monkeypatch):
+    app, client, admin = make_app(data_dir, monkeypatch)
+    meter = app.config["METER"]
+    for i in range(90):
+        record_many(meter, {"id": f"user-{i:03}", "email": f"user{i}@example.com", "name": f"User {i:03}", "role": "user"}, 1, (i + 1) * 10_000_000)
+    pages = page_texts(client.get("/api/v1/reports/summary.pdf?month=2026-11", headers=admin).data)
+    assert len(pages) >= 2
+    assert [re.search(r"Page (\d+) of (\d+)", p).groups() for p in pages] == [(str(i), str(len(pages))) for i in range(1, len(pages) + 1)]
+    app.config["METER"].stop()
+
+
+@pytest.mark.parametrize("name, value", [("METER_PAYMENT_TERMS_DAYS", "soon"), ("METER_PAYMENT_TERMS_DAYS", "-1"), ("METER_PAYMENT_TERMS_DAYS", "1000")])
+def test_bad_payment_terms_are_refused_by_name(data_dir, name, value):
+    from owui_meter.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=name):
+        make_settings(data_dir, **{name: value})
