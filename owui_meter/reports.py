@@ -56,7 +56,7 @@ def _register_fonts() -> None:
 def _styles():
     return {
         "title": ParagraphStyle("title", fontName=BOLD, fontSize=16, leading=20, spaceAfter=4),
-        "h2": ParagraphStyle("h2", fontName=BOLD, fontSize=11, leading=14, spaceBefore=8, spaceAfter=4),
+        "h2": ParagraphStyle("h2", fontName=BOLD, fontSize=11, leading=14, spaceBefore=8, spaceAfter=4, keepWithNext=1),
         "body": ParagraphStyle("body", fontName=FONT, fontSize=9, leading=12),
         "small": ParagraphStyle("small", fontName=FONT, fontSize=7.5, leading=10, textColor=colors.HexColor("#555555")),
         "cell": ParagraphStyle("cell", fontName=FONT, fontSize=8.5, leading=11),
@@ -77,6 +77,10 @@ def _table(rows, widths, header=True, money_cols=()):
     ]
     if header:
         style += [("FONT", (0, 0), (-1, 0), BOLD, 8.5), ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f2f4f7"))]
+    # across a page break (the header repeats): never a header with one row under it, nor a
+    # last row (the total) alone at the top of a page
+    if len(rows) > 3:
+        style += [("NOSPLIT", (0, 0), (-1, 2 if header else 1)), ("NOSPLIT", (0, -2), (-1, -1))]
     for col in money_cols:
         style.append(("ALIGN", (col, 0), (col, -1), "RIGHT"))
     table.setStyle(TableStyle(style))
@@ -432,21 +436,28 @@ def summary(meter, period: Period) -> bytes:
     rows = summary_rows(meter, period)
     number = statement_number("summary", "all", period)
     story = _header(meter, "Usage summary", number, period, styles, finality(meter, "1 = ?", (1,), period))
-    table = [["User", "Answers", "Usage", "Fees", "Total due"]]
+    # a Fees column only where fees are configured: otherwise it would be $0.00 on every row
+    fees = bool(s.METER_MARKUP_PERCENT or s.METER_BASE_FEE or s.MINIMUM_CHARGE_FEE)
+    table = [["User", "Answers", "Usage"] + (["Fees"] if fees else []) + ["Total due"]]
     for r in rows:
         usage = r["charges"].lines[0].amount
-        table.append([Paragraph(text(r["name"] or r["email"] or r["user_id"]), styles["cell"]), f"{r['answers']:,}", money(usage, currency),
-                      money(r["charges"].total - usage, currency), money(r["charges"].total, currency)])
+        table.append([Paragraph(text(r["name"] or r["email"] or r["user_id"]), styles["cell"]), f"{r['answers']:,}", money(usage, currency)]
+                     + ([money(r["charges"].total - usage, currency)] if fees else []) + [money(r["charges"].total, currency)])
     # usage is rounded once from the exact sum (as on the dashboard); what is due is the sum of
     # the statements, each rounded line by line
     grand_usage = convert(sum(r["cost"] for r in rows), rate)
     grand_fees = sum((r["charges"].total - r["charges"].lines[0].amount for r in rows), Decimal("0.00"))
     grand_total = sum((r["charges"].total for r in rows), Decimal("0.00"))
-    table.append(["Total", f"{sum(r['answers'] for r in rows):,}", money(grand_usage, currency), money(grand_fees, currency), money(grand_total, currency)])
+    table.append(["Total", f"{sum(r['answers'] for r in rows):,}", money(grand_usage, currency)]
+                 + ([money(grand_fees, currency)] if fees else []) + [money(grand_total, currency)])
     nobody = unattributed_figures(meter, period)
     if nobody["answers"]:  # after the total: it is spend, but no one's to pay
-        table.append([UNATTRIBUTED_LABEL, f"{nobody['answers']:,}", money(convert(nobody["cost"], rate), currency), "", "not billed"])
-    story.append(_table(table, [70 * mm, 22 * mm, 27 * mm, 27 * mm, 28 * mm], money_cols=(1, 2, 3, 4)))
+        table.append([UNATTRIBUTED_LABEL, f"{nobody['answers']:,}", money(convert(nobody["cost"], rate), currency)] + ([""] if fees else []) + ["not billed"])
+    widths = [70 * mm, 22 * mm, 27 * mm] + ([27 * mm] if fees else []) + [28 * mm]
+    widths[0] += 174 * mm - sum(widths)
+    story.append(_table(table, widths, money_cols=tuple(range(1, len(widths)))))
+    if not rows:
+        story.append(Paragraph("No usage in this period.", styles["body"]))
     rounding = grand_total - grand_usage - grand_fees
     if rounding:
         story.append(Paragraph(f"The total due is the sum of the statements, each rounded to the cent line by line; it differs from "

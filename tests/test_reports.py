@@ -109,7 +109,8 @@ def test_summary_totals_and_reconciliation_note(seeded):
     content = pdf_text(client.get("/api/v1/reports/summary.pdf?month=2026-11", headers=admin).data)
     for name in ("Ada Admin", "Bob User", '<b>Eve & "Co"</b>', "Иван Петров"):
         assert name in content
-    assert re.search(r"Total 6 \$5\.01 \$0\.00 \$5\.01", content)  # 1.98 + 3.00 + 0.01 + 0.02
+    assert re.search(r"User Answers Usage Total due .* Total 6 \$5\.01 \$5\.01", content)  # 1.98 + 3.00 + 0.01 + 0.02; no fees, no Fees column
+    assert "Fees" not in content
     assert "Reconciliation with OpenRouter" in content and "unknown" in content
 
 
@@ -387,3 +388,29 @@ def test_bad_payment_terms_are_refused_by_name(data_dir, name, value):
 
     with pytest.raises(SettingsError, match=name):
         make_settings(data_dir, **{name: value})
+
+
+def test_summary_has_a_fees_column_only_when_fees_are_configured(data_dir, monkeypatch):
+    app, client, admin = make_app(data_dir, monkeypatch, METER_BASE_FEE="2")
+    answer(client, "a", ADA, 1)
+    answer(client, "b", BOB, 3)
+    content = pdf_text(client.get("/api/v1/reports/summary.pdf?month=2026-11", headers=admin).data)
+    assert "User Answers Usage Fees Total due" in content
+    assert "Bob User 1 $3.00 $2.00 $5.00" in content and "Total 2 $4.00 $4.00 $8.00" in content
+    app.config["METER"].stop()
+
+
+def test_long_tables_repeat_their_header_and_leave_no_row_alone(data_dir, monkeypatch):
+    app, client, admin = make_app(data_dir, monkeypatch)
+    meter = app.config["METER"]
+    for i in range(90):
+        record_many(meter, {"id": f"user-{i:03}", "email": f"user{i}@example.com", "name": f"User {i:03}", "role": "user"}, 1, (i + 1) * 10_000_000)
+    pages = page_texts(client.get("/api/v1/reports/summary.pdf?month=2026-11", headers=admin).data)
+    assert len(pages) >= 2
+    assert pages[0].count("User Answers Usage Total due") == 1 and pages[1].startswith("User Answers Usage Total due User ")
+    users_on = [len(re.findall(r"User \d{3} 1 ", page)) for page in pages]
+    assert sum(users_on) == 90 and all(n == 0 or n >= 2 for n in users_on)
+    # the total is never alone: on its page, a user row comes before it
+    total_page = next(p for p in pages if re.search(r"Total 90 ", p))
+    assert re.search(r"User \d{3} 1 \$[\d.]+ \$[\d.]+ Total 90 ", total_page)
+    app.config["METER"].stop()
