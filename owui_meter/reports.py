@@ -203,12 +203,32 @@ def file_name(kind: str, who: str | None, period: Period) -> str:
     return f"{kind}-{slug(who)}-{period.slug}.pdf" if who is not None else f"{kind}-{period.slug}.pdf"
 
 
+def user_file_name(user: dict, period: Period) -> str:
+    """A user's statement: ``statement-<email or id>-<period>.pdf`` (the same for the download, the ZIP and the CLI)."""
+    return file_name("statement", user["email"] or user["id"], period)
+
+
+def group_file_name(group: dict, period: Period) -> str:
+    """A group's statement: ``group-<name or id>-<period>.pdf``."""
+    return file_name("group", group["name"] or group["id"], period)
+
+
 def documents(meter, period: Period):
-    """(file name, PDF bytes) for the summary and every statement with usage in the period, made
-    one at a time so a caller can write each before the next is built."""
+    """(file name, PDF bytes) for the summary, every statement with usage in the period and every
+    group with a member who has usage, made one at a time so a caller can write each before the
+    next is built."""
     yield file_name("summary", None, period), summary(meter, period)
     for row in summary_rows(meter, period):
-        yield file_name("statement", row["email"] or row["user_id"], period), user_statement(meter, row["user_id"], period)
+        yield user_file_name({"email": row["email"], "id": row["user_id"]}, period), user_statement(meter, row["user_id"], period)
+    groups = meter.db.query(
+        """SELECT g.id, g.name FROM groups g WHERE EXISTS (
+               SELECT 1 FROM group_members gm JOIN usage_day_user d ON d.user_id = gm.user_id
+               WHERE gm.group_id = g.id AND d.day BETWEEN ? AND ? AND d.answers > 0)
+           ORDER BY lower(g.name), g.id""",
+        period.days,
+    )
+    for group in groups:
+        yield group_file_name(group, period), group_statement(meter, group["id"], period)
 
 
 def _split_notes(meter, where: str, params: tuple, period: Period, usage_nano: int, rate: Decimal, currency: str, styles) -> list:

@@ -414,3 +414,43 @@ def test_long_tables_repeat_their_header_and_leave_no_row_alone(data_dir, monkey
     total_page = next(p for p in pages if re.search(r"Total 90 ", p))
     assert re.search(r"User \d{3} 1 \$[\d.]+ \$[\d.]+ Total 90 ", total_page)
     app.config["METER"].stop()
+
+
+def test_file_names_are_the_same_in_the_api_the_zip_and_the_cli(seeded, data_dir, tmp_path):
+    app, client, admin = seeded
+    with app.config["METER"].db.write() as conn:
+        conn.execute("INSERT INTO groups (id, name, synced) VALUES ('eng', 'Engineering & Ops', 0), ('idle', 'Idle group', 0)")
+        conn.execute("INSERT INTO group_members VALUES ('eng', ?), ('eng', ?)", (ADA["id"], BOB["id"]))
+
+    def download_name(path):
+        response = client.get(path, headers=admin)
+        assert response.status_code == 200
+        return re.search(r'filename="([^"]+)"', response.headers["Content-Disposition"]).group(1), response.data
+
+    api = dict(download_name(f"/api/v1/reports/{path}?month=2026-11") for path in (
+        "summary.pdf", "group/eng.pdf", *(f"user/{u}.pdf" for u in (ADA["id"], BOB["id"], "eve", "ivan"))))
+    assert "group-Engineering-Ops-2026-11.pdf" in api and "statement-ada-example.com-2026-11.pdf" in api
+    archive = zipfile.ZipFile(io.BytesIO(client.get("/api/v1/reports/statements.zip?month=2026-11", headers=admin).data))
+    assert sorted(archive.namelist()) == sorted(api)  # the idle group has no usage: no statement
+    assert pdf_text(archive.read("group-Engineering-Ops-2026-11.pdf")) == pdf_text(api["group-Engineering-Ops-2026-11.pdf"])
+    app.config["METER"].stop()
+    out = tmp_path / "out"
+    result = run(data_dir, "report", "--month", "2026-11", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(api)
+
+
+def test_csv_starts_with_a_byte_order_mark_unless_asked_not_to(data_dir, monkeypatch):
+    from test_dashboard import log_in
+
+    app, client, admin = make_app(data_dir, monkeypatch)
+    answer(client, "z", {"id": "zoe", "name": "Zoë Müller", "email": "zoe@example.com", "role": "user"}, 0.5)
+    assert log_in(client, app.config["METER"]).status_code == 302
+    with_bom = client.get("/events.csv").data
+    assert with_bom.startswith(b"\xef\xbb\xbftime_utc,")
+    assert "Zoë Müller" in with_bom.decode("utf-8-sig")
+    without = client.get("/events.csv?bom=0").data
+    assert without.startswith(b"time_utc,") and without == with_bom[3:]
+    bad = client.get("/events.csv?bom=yes")
+    assert bad.status_code == 400 and "bom must be 0 or 1" in bad.get_data(as_text=True)
+    app.config["METER"].stop()

@@ -28,10 +28,10 @@ def pdf(data: bytes, name: str) -> Response:
 def user_pdf(user_id):
     _, period = period_from_request("whole_month")
     m = meter()
-    person = m.db.query_one("SELECT email FROM users WHERE id = ?", (user_id,))
+    person = m.db.query_one("SELECT id, email FROM users WHERE id = ?", (user_id,))
     if person is None or is_unattributed(user_id):  # unattributed spend has no statement
         abort(404)
-    return pdf(reports.user_statement(m, user_id, period), reports.file_name("statement", person["email"] or user_id, period))
+    return pdf(reports.user_statement(m, user_id, period), reports.user_file_name(person, period))
 
 
 @bp.get("/group/<group_id>.pdf")
@@ -39,10 +39,10 @@ def user_pdf(user_id):
 def group_pdf(group_id):
     _, period = period_from_request("whole_month")
     m = meter()
-    group = m.db.query_one("SELECT name FROM groups WHERE id = ?", (group_id,))
+    group = m.db.query_one("SELECT id, name FROM groups WHERE id = ?", (group_id,))
     if group is None:
         abort(404)
-    return pdf(reports.group_statement(m, group_id, period), reports.file_name("group", group["name"] or group_id, period))
+    return pdf(reports.group_statement(m, group_id, period), reports.group_file_name(group, period))
 
 
 @bp.get("/summary.pdf")
