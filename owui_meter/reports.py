@@ -310,10 +310,10 @@ def _header(meter, title: str, number: str, period: Period, styles, state: dict,
     if recipient is not None and s.METER_PAYMENT_TERMS_DAYS is not None:
         facts.append(["Due", f"{issued + dt.timedelta(days=s.METER_PAYMENT_TERMS_DAYS):%d %B %Y}"])
     facts.append(["Period", Paragraph(f"{period} ({text(s.METER_TIMEZONE)})", styles["cell"])])
-    facts_table = Table(facts, colWidths=[24 * mm, 62 * mm])
+    facts_table = Table(facts, colWidths=[26 * mm, 60 * mm])
     facts_table.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), FONT, 8.5), ("FONT", (0, 0), (0, -1), BOLD, 8.5),
                                      ("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
-    top = Table([[sender or "", facts_table]], colWidths=[88 * mm, 86 * mm])
+    top = Table([[sender or "", facts_table]], colWidths=[84 * mm, 86 * mm], hAlign="LEFT")
     top.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
     story = [top, Spacer(1, 5 * mm),
              Paragraph(title if state["final"] else f"{title} — Provisional", styles["title"]),
