@@ -374,8 +374,51 @@ def user_statement(meter, user_id: str, period: Period) -> bytes:
         story.append(Paragraph("No usage in this period.", styles["body"]))
     story += [Paragraph("Charges", styles["h2"]), _table(_charge_rows(c), [144 * mm, 30 * mm], header=False, money_cols=(1,))]
     story[-1].setStyle(TableStyle([("FONT", (0, -1), (-1, -1), BOLD, 9)]))
+    balance = balance_figures(meter, user_id, period)
+    if balance is not None:
+        story += _balance_section(meter, balance, styles)
     story += [Spacer(1, 4 * mm)] + _notes(meter, "user_id = ?", (user_id,), period, totals, rate, currency, styles)
     return _build(story, f"Statement no. {number}")
+
+
+def balance_figures(meter, user_id: str, period: Period) -> dict | None:
+    """A prepaid user's balance over the period: opening, top-ups (and adjustments), usage,
+    closing; None for a user without a balance. Usage deducts as the balance does: the answers
+    recorded after the balance began (event ids above ``after_event``)."""
+    balance = meter.db.query_one("SELECT after_event FROM balances WHERE user_id = ?", (user_id,))
+    if balance is None:
+        return None
+    credit_before = meter.db.query_one("SELECT coalesce(sum(amount_nano), 0) AS n FROM balance_entries WHERE user_id = ? AND ts < ?",
+                                       (user_id, period.start_ms))["n"]
+    entries = meter.db.query("SELECT ts, amount_nano, note FROM balance_entries WHERE user_id = ? AND ts >= ? AND ts < ? ORDER BY ts, id",
+                             (user_id, period.start_ms, period.end_ms))
+    used = meter.db.query_one(
+        """SELECT coalesce(sum(CASE WHEN ts < ? THEN cost_nano ELSE 0 END), 0) AS before,
+                  coalesce(sum(CASE WHEN ts >= ? THEN cost_nano ELSE 0 END), 0) AS during
+           FROM events WHERE user_id = ? AND id > ? AND ts < ?""",
+        (period.start_ms, period.start_ms, user_id, balance["after_event"], period.end_ms),
+    )
+    opening = credit_before - used["before"]
+    return {"opening": opening, "entries": entries, "usage": used["during"],
+            "closing": opening + sum(e["amount_nano"] for e in entries) - used["during"]}
+
+
+def _balance_section(meter, figures: dict, styles) -> list:
+    s = meter.settings
+    rate, currency = s.METER_USD_RATE, s.METER_CURRENCY
+    zone = zoneinfo.ZoneInfo(s.METER_TIMEZONE)
+    rows = [["Opening balance", "", money(convert(figures["opening"], rate), currency)]]
+    for e in figures["entries"]:
+        day = dt.datetime.fromtimestamp(e["ts"] / 1000, tz=zone)
+        label = "Top-up" if e["amount_nano"] >= 0 else "Adjustment"
+        rows.append([f"{label} {day:%d %B %Y}", Paragraph(text(e["note"]), styles["cell"]), money(convert(e["amount_nano"], rate), currency)])
+    rows.append(["Usage", "", money(-convert(figures["usage"], rate), currency)])
+    rows.append(["Closing balance", "", money(convert(figures["closing"], rate), currency)])
+    table = _table(rows, [50 * mm, 90 * mm, 30 * mm], header=False, money_cols=(2,))
+    table.setStyle(TableStyle([("FONT", (0, -1), (-1, -1), BOLD, 8.5)]))
+    return [Paragraph("Prepaid balance", styles["h2"]), table,
+            Paragraph("Each amount is rounded to the cent from the exact figure; the closing balance is rounded from the exact "
+                      "balance, so the lines may differ from it by a cent.", styles["small"])]
 
 
 GROUP_RULE = ("Each member is charged as on their own statement: usage, markup, base fee and minimum charge apply to "

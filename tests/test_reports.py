@@ -67,6 +67,7 @@ def test_user_statement_matches_the_ledger(seeded):
     total = Decimal(usage["total"]["cost_nano"]) / 10**9
     assert re.search(rf"Total \${total.quantize(Decimal('0.01'))}", content)  # $1.98
     assert "Bob" not in content
+    assert "Prepaid balance" not in content  # balances are off
 
 
 def test_markup_base_fee_and_currency(data_dir, monkeypatch):
@@ -453,4 +454,23 @@ def test_csv_starts_with_a_byte_order_mark_unless_asked_not_to(data_dir, monkeyp
     assert without.startswith(b"time_utc,") and without == with_bom[3:]
     bad = client.get("/events.csv?bom=yes")
     assert bad.status_code == 400 and "bom must be 0 or 1" in bad.get_data(as_text=True)
+    app.config["METER"].stop()
+
+
+def test_a_prepaid_statement_shows_the_balance_over_the_period(data_dir, monkeypatch):
+    app, client, admin = make_app(data_dir, monkeypatch, METER_BALANCES_ENABLED="true")
+    monkeypatch.setattr(clock, "time_fn", lambda: dt.datetime(2026, 10, 20, 12, tzinfo=dt.timezone.utc).timestamp())
+    assert client.post(f"/api/v1/users/{ADA['id']}/topups", json={"amount_usd": 1}, headers=admin).status_code == 404  # not known yet
+    answer(client, "oct", ADA, 0.75, days_ago=0)  # recorded in October, in its own time
+    assert client.post(f"/api/v1/users/{ADA['id']}/topups", json={"amount_usd": 10, "note": "October credit"}, headers=admin).status_code == 201
+    monkeypatch.setattr(clock, "time_fn", lambda: NOV + 20 * 86400)
+    topup = client.post(f"/api/v1/users/{ADA['id']}/topups", json={"amount_usd": 5, "note": "Q4 <top-up> & more"}, headers=admin)
+    answer(client, "nov1", ADA, 1.25, days_ago=0)
+    answer(client, "nov2", ADA, 0.5, days_ago=0)
+    left = client.get(f"/api/v1/users/{ADA['id']}/budgets", headers=admin).get_json()["balance_usd"]
+    content = pdf_text(client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11", headers=admin).data)
+    assert topup.status_code == 201
+    # October: the balance began with the first answer (0 initial credit), -0.75 of usage, +10 credit
+    assert "Prepaid balance Opening balance $9.25 Top-up 30 November 2026 Q4 <top-up> & more $5.00 Usage -$1.75" in content
+    assert f"Closing balance ${Decimal(str(left)).quantize(Decimal('0.01'))}" in content and left == 12.5
     app.config["METER"].stop()
