@@ -461,7 +461,7 @@ def test_a_prepaid_statement_shows_the_balance_over_the_period(data_dir, monkeyp
     app, client, admin = make_app(data_dir, monkeypatch, METER_BALANCES_ENABLED="true")
     monkeypatch.setattr(clock, "time_fn", lambda: dt.datetime(2026, 10, 20, 12, tzinfo=dt.timezone.utc).timestamp())
     assert client.post(f"/api/v1/users/{ADA['id']}/topups", json={"amount_usd": 1}, headers=admin).status_code == 404  # not known yet
-    answer(client, "oct", ADA, 0.75, days_ago=0)  # recorded in October, in its own time
+    answer(client, "oct", ADA, 0.75, days_ago=41)  # 20 October
     assert client.post(f"/api/v1/users/{ADA['id']}/topups", json={"amount_usd": 10, "note": "October credit"}, headers=admin).status_code == 201
     monkeypatch.setattr(clock, "time_fn", lambda: NOV + 20 * 86400)
     topup = client.post(f"/api/v1/users/{ADA['id']}/topups", json={"amount_usd": 5, "note": "Q4 <top-up> & more"}, headers=admin)
