@@ -421,6 +421,31 @@ def _balance_section(meter, figures: dict, styles) -> list:
                       "balance, so the lines may differ from it by a cent.", styles["small"])]
 
 
+def shared_budgets(meter, group_id: str, period: Period) -> list[dict]:
+    """The group's shared budgets, each with what its members spent of it in the budget period
+    that holds the statement's last day (or today, for a period not over yet)."""
+    from .budgets import allowance_start, period_start
+
+    zone = zoneinfo.ZoneInfo(meter.settings.METER_TIMEZONE)
+    day = min(dt.datetime.fromtimestamp(clock.now(), tz=zone).date(), period.end)
+    result = []
+    for budget in meter.db.query("SELECT * FROM budgets WHERE scope = 'group' AND scope_id = ? AND group_mode = 'shared' ORDER BY id", (group_id,)):
+        if budget["period"] == "none":
+            start, label = allowance_start(budget), "since " + f"{dt.datetime.fromtimestamp(budget['since'] / 1000, tz=zone):%d %B %Y}"
+        else:
+            start, _ = period_start(budget["period"], day)
+            first = dt.date.fromisoformat(start)
+            label = {"day": f"on {first:%d %B %Y}", "week": f"in the week from {first:%d %B %Y}",
+                     "month": f"in {first:%B %Y}"}[budget["period"]]
+        spent = meter.db.query_one(
+            """SELECT coalesce(sum(s.cost_nano), 0) AS n FROM group_members m
+               JOIN spend s ON s.user_id = m.user_id AND s.period = ? AND s.start = ? WHERE m.group_id = ?""",
+            (budget["period"], start, group_id),
+        )["n"]
+        result.append({"label": label, "spent": spent, "limit": budget["limit_nano"]})
+    return result
+
+
 GROUP_RULE = ("Each member is charged as on their own statement: usage, markup, base fee and minimum charge apply to "
               "each member separately, and the group's total due is the sum of its members' charges.")
 
@@ -460,6 +485,22 @@ def group_statement(meter, group_id: str, period: Period) -> bytes:
     story.append(_table(rows, [52 * mm, 56 * mm, 18 * mm, 24 * mm, 24 * mm], money_cols=(2, 3, 4)))
     story += [Spacer(1, 3 * mm), _table([["Total due", money(due, currency)]], [144 * mm, 30 * mm], header=False, money_cols=(1,))]
     story[-1].setStyle(TableStyle([("FONT", (0, 0), (-1, -1), BOLD, 9)]))
+    ids = tuple(m["id"] for m in members)
+    models = meter.db.query(
+        f"""SELECT model, sum(answers) AS answers, sum(cost_nano) AS cost FROM usage_daily
+            WHERE user_id IN ({marks}) AND day BETWEEN ? AND ? GROUP BY model HAVING sum(answers) > 0 ORDER BY cost DESC, model""",
+        (*ids, *period.days),
+    )
+    if models:
+        rows = [["Model", "Answers", "Cost"]] + [[Paragraph(text(m["model"]), styles["cell"]), f"{m['answers']:,}", money(convert(m["cost"], rate), currency)] for m in models]
+        story += [Paragraph("Models", styles["h2"]), _table(rows, [110 * mm, 30 * mm, 34 * mm], money_cols=(1, 2))]
+    budgets = shared_budgets(meter, group_id, period)
+    if budgets:
+        story.append(Paragraph("Shared budget", styles["h2"]))
+        for b in budgets:
+            share = f" ({100 * Decimal(b['spent']) / Decimal(b['limit']):.1f}%)" if b["limit"] else ""
+            story.append(Paragraph(f"Used {b['label']}: {money(convert(b['spent'], rate), currency)} of "
+                                   f"{money(convert(b['limit'], rate), currency)}{share}.", styles["body"]))
     story += [Spacer(1, 4 * mm)] + _notes(meter, f"user_id IN ({marks})", tuple(m["id"] for m in members), period, totals, rate, currency, styles)
     return _build(story, f"Statement no. {number}")
 

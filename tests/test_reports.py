@@ -474,3 +474,23 @@ def test_a_prepaid_statement_shows_the_balance_over_the_period(data_dir, monkeyp
     assert "Prepaid balance Opening balance $9.25 Top-up 30 November 2026 Q4 <top-up> & more $5.00 Usage -$1.75" in content
     assert f"Closing balance ${Decimal(str(left)).quantize(Decimal('0.01'))}" in content and left == 12.5
     app.config["METER"].stop()
+
+
+def test_group_statement_shows_models_and_its_shared_budget(data_dir, monkeypatch):
+    app, client, admin = make_app(data_dir, monkeypatch)
+    with app.config["METER"].db.write() as conn:
+        conn.execute("INSERT INTO groups (id, name, synced) VALUES ('eng', 'Engineering', 0)")
+    answer(client, "a", ADA, 1.5, days_ago=0)
+    answer(client, "b", BOB, 2.5, model="anthropic/claude-3.5-haiku", days_ago=0)
+    answer(client, "a2", ADA, 0.12, days_ago=0)
+    answer(client, "e", EVE, 9, days_ago=0)  # not a member
+    with app.config["METER"].db.write() as conn:
+        conn.execute("INSERT INTO group_members VALUES ('eng', ?), ('eng', ?)", (ADA["id"], BOB["id"]))
+    created = client.post("/api/v1/budgets", json={"scope": "group", "scope_id": "eng", "limit_usd": 30, "period": "month", "group_mode": "shared"}, headers=admin)
+    assert created.status_code == 201, created.get_json()
+    spent = sum(s["spent_usd"] for s in client.get(f"/api/v1/users/{ADA['id']}/budgets", headers=admin).get_json()["budgets"] if s["shared"])
+    content = pdf_text(client.get("/api/v1/reports/group/eng.pdf?month=2026-11", headers=admin).data)
+    assert "Models Model Answers Cost anthropic/claude-3.5-haiku 1 $2.50 openai/gpt-4o-mini 2 $1.62" in content
+    assert spent == 4.12 and "Shared budget Used in November 2026: $4.12 of $30.00 (13.7%)." in content
+    assert "Shared budget" not in pdf_text(client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11", headers=admin).data)
+    app.config["METER"].stop()
