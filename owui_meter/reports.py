@@ -365,6 +365,9 @@ def user_statement(meter, user_id: str, period: Period) -> bytes:
         rows.append([Paragraph(text(m["model"]), styles["cell"]), f"{m['answers']:,}", f"{m['prompt']:,}", f"{m['completion']:,}", money(convert(m["cost"], rate), currency)])
     rows.append(["Subtotal", f"{totals['answers']:,}", f"{totals['prompt']:,}", f"{totals['completion']:,}", money(convert(totals["cost"], rate), currency)])
     story.append(_table(rows, [70 * mm, 20 * mm, 27 * mm, 27 * mm, 30 * mm], money_cols=(1, 2, 3, 4)))
+    tasks = task_line(meter, "user_id = ?", (user_id,), period, styles)
+    if tasks is not None:
+        story += [Spacer(1, 2 * mm), tasks]
     daily = {r["day"]: r["cost"] for r in meter.db.query(
         "SELECT day, sum(cost_nano) AS cost FROM usage_day_user WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY day", (user_id, *period.days))}
     points = [((period.start + dt.timedelta(days=i)).isoformat(), 0) for i in range((period.end - period.start).days + 1)]
@@ -379,6 +382,21 @@ def user_statement(meter, user_id: str, period: Period) -> bytes:
         story += _balance_section(meter, balance, styles)
     story += [Spacer(1, 4 * mm)] + _notes(meter, "user_id = ?", (user_id,), period, totals, rate, currency, styles)
     return _build(story, f"Statement no. {number}")
+
+
+def task_line(meter, where: str, params: tuple, period: Period, styles):
+    """Open WebUI's own task calls (titles, tags, follow-ups; source 'task', seen by the
+    pass-through) as their own line; None when there were none. They are part of the usage above."""
+    row = meter.db.query_one(
+        f"""SELECT coalesce(sum(answers), 0) AS n, coalesce(sum(cost_nano), 0) AS cost FROM usage_daily
+            WHERE source = 'task' AND {where} AND day BETWEEN ? AND ?""",
+        (*params, *period.days),
+    )
+    if not row["n"]:
+        return None
+    s = meter.settings
+    return Paragraph(f"Open WebUI tasks (titles, tags, follow-ups): {plural(row['n'], 'call')}, "
+                     f"{money(convert(row['cost'], s.METER_USD_RATE), s.METER_CURRENCY)}; included in the usage above.", styles["body"])
 
 
 def balance_figures(meter, user_id: str, period: Period) -> dict | None:
@@ -562,6 +580,9 @@ def summary(meter, period: Period) -> bytes:
     story.append(_table(table, widths, money_cols=tuple(range(1, len(widths)))))
     if not rows:
         story.append(Paragraph("No usage in this period.", styles["body"]))
+    tasks = task_line(meter, "1 = ?", (1,), period, styles)
+    if tasks is not None:
+        story += [Spacer(1, 2 * mm), tasks]
     rounding = grand_total - grand_usage - grand_fees
     if rounding:
         story.append(Paragraph(f"The total due is the sum of the statements, each rounded to the cent line by line; it differs from "

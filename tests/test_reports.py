@@ -494,3 +494,22 @@ def test_group_statement_shows_models_and_its_shared_budget(data_dir, monkeypatc
     assert spent == 4.12 and "Shared budget Used in November 2026: $4.12 of $30.00 (13.7%)." in content
     assert "Shared budget" not in pdf_text(client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11", headers=admin).data)
     app.config["METER"].stop()
+
+
+def test_open_webui_task_spend_is_its_own_line(data_dir, monkeypatch):
+    from owui_meter.ledger import NewEvent, UserInfo
+
+    app, client, admin = make_app(data_dir, monkeypatch)
+    meter = app.config["METER"]
+    answer(client, "a", ADA, 1)
+    ts = int((NOV + 19 * 86400) * 1000)
+    meter.ledger.record_many([NewEvent(key=f"task-{i}", user=UserInfo(ADA["id"], ADA["email"], ADA["name"]), model="openai/gpt-4o-mini", ts=ts + i,
+                                       source="task", inline_cost_nano=1_500_000 * (i + 1)) for i in range(3)])  # $0.0015 + $0.003 + $0.0045
+    own = pdf_text(client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11", headers=admin).data)
+    assert "Open WebUI tasks (titles, tags, follow-ups): 3 calls, $0.01; included in the usage above." in own
+    assert "Subtotal 4 " in own and "Total $1.01" in own
+    summary = pdf_text(client.get("/api/v1/reports/summary.pdf?month=2026-11", headers=admin).data)
+    assert "Open WebUI tasks (titles, tags, follow-ups): 3 calls, $0.01" in summary
+    october = pdf_text(client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-10", headers=admin).data)
+    assert "Open WebUI tasks" not in october
+    app.config["METER"].stop()
