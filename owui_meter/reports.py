@@ -13,7 +13,7 @@ import io
 import os
 import re
 import zoneinfo
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from xml.sax.saxutils import escape
 
 from reportlab.graphics.charts.barcharts import VerticalBarChart
@@ -87,17 +87,35 @@ def _table(rows, widths, header=True, money_cols=()):
     return table
 
 
-def _chart(points: list[tuple[str, int]], rate: Decimal) -> Drawing:
-    drawing = Drawing(170 * mm, 38 * mm)
+def axis_steps(top: Decimal) -> tuple[Decimal, Decimal]:
+    """A value axis from 0 whose highest tick is at or above ``top``: (highest tick, step), the
+    step 1, 2, 2.5 or 5 times a power of ten and at least a cent (ticks are labelled in cents),
+    at most five steps."""
+    if top <= 0:
+        return Decimal(1), Decimal("0.25")
+    magnitude = max(Decimal(10) ** (top / 5).adjusted(), Decimal("0.01"))
+    for multiple in (1, 2, Decimal("2.5"), 5, 10):
+        step = magnitude * multiple
+        if step * 5 >= top:
+            break
+    return step * (top / step).to_integral_value(rounding=ROUND_CEILING), step
+
+
+def _chart(points: list[tuple[str, int]], rate: Decimal, currency: str) -> Drawing:
+    drawing = Drawing(170 * mm, 44 * mm)
     chart = VerticalBarChart()
-    chart.x, chart.y, chart.width, chart.height = 12 * mm, 6 * mm, 155 * mm, 28 * mm
-    chart.data = [[float(convert(v, rate)) for _, v in points] or [0]]
+    chart.x, chart.y, chart.width, chart.height = 16 * mm, 7 * mm, 152 * mm, 34 * mm
+    values = [convert(v, rate) for _, v in points] or [Decimal(0)]
+    chart.data = [[float(v) for v in values]]
     chart.categoryAxis.categoryNames = [d[-2:] for d, _ in points] or [""]
     chart.categoryAxis.labels.fontName = FONT
-    chart.categoryAxis.labels.fontSize = 5
+    chart.categoryAxis.labels.fontSize = 6.5
     chart.valueAxis.labels.fontName = FONT
-    chart.valueAxis.labels.fontSize = 6
-    chart.valueAxis.valueMin = 0
+    chart.valueAxis.labels.fontSize = 7
+    # the highest tick is at or above the highest bar, and each tick says what it is in money
+    highest, step = axis_steps(max(values))
+    chart.valueAxis.valueMin, chart.valueAxis.valueMax, chart.valueAxis.valueStep = 0, float(highest), float(step)
+    chart.valueAxis.labelTextFormat = lambda v: money(Decimal(f"{v:.2f}"), currency)
     chart.bars[0].fillColor = colors.HexColor("#3559e0")
     chart.bars[0].strokeColor = None
     drawing.add(chart)
@@ -372,7 +390,7 @@ def user_statement(meter, user_id: str, period: Period) -> bytes:
         "SELECT day, sum(cost_nano) AS cost FROM usage_day_user WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY day", (user_id, *period.days))}
     points = [((period.start + dt.timedelta(days=i)).isoformat(), 0) for i in range((period.end - period.start).days + 1)]
     if totals["answers"]:
-        story += [Paragraph("Cost per day", styles["h2"]), _chart([(d, daily.get(d, 0)) for d, _ in points], rate)]
+        story += [Paragraph("Cost per day", styles["h2"]), _chart([(d, daily.get(d, 0)) for d, _ in points], rate, currency)]
     else:
         story.append(Paragraph("No usage in this period.", styles["body"]))
     story += [Paragraph("Charges", styles["h2"]), _table(_charge_rows(c), [144 * mm, 30 * mm], header=False, money_cols=(1,))]

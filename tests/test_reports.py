@@ -513,3 +513,16 @@ def test_open_webui_task_spend_is_its_own_line(data_dir, monkeypatch):
     october = pdf_text(client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-10", headers=admin).data)
     assert "Open WebUI tasks" not in october
     app.config["METER"].stop()
+
+
+@pytest.mark.parametrize("costs", [(1.2345, 0.5), (3.0,), (27.62, 4.99), (0.012,)])
+def test_the_chart_axis_is_in_money_and_reaches_above_the_highest_bar(data_dir, monkeypatch, costs):
+    app, client, admin = make_app(data_dir, monkeypatch)
+    for i, cost in enumerate(costs):
+        answer(client, f"c{i}", ADA, cost, days_ago=i + 1)
+    content = pdf_text(client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11", headers=admin).data)
+    chart = content[content.index("Cost per day"):content.index("Charges")]
+    ticks = [Decimal(t) for t in re.findall(r"\$([\d,.]+)", chart)]
+    assert ticks[0] == 0 and 2 <= len(ticks) <= 6 and ticks == sorted(ticks)
+    assert ticks[-1] >= Decimal(str(max(costs))).quantize(Decimal("0.01")) and ticks[-2] < Decimal(str(max(costs)))
+    app.config["METER"].stop()
