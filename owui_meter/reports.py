@@ -567,6 +567,25 @@ def unattributed_figures(meter, period: Period) -> dict:
     )
 
 
+def _group_subtotals(meter, rows: list[dict], rate: Decimal, currency: str, styles) -> list:
+    """Per group: its members' answers, usage and what they are due (the sum of their statements,
+    as on the group statement). A member of two groups counts in both."""
+    by_user = {r["user_id"]: r for r in rows}
+    table = [["Group", "Members", "Answers", "Usage", "Total due"]]
+    for group in meter.db.query("SELECT id, name FROM groups ORDER BY lower(name), id"):
+        members = [by_user[m["user_id"]] for m in meter.db.query("SELECT user_id FROM group_members WHERE group_id = ?", (group["id"],))
+                   if m["user_id"] in by_user]
+        if not members:
+            continue
+        table.append([Paragraph(text(group["name"] or group["id"]), styles["cell"]), f"{len(members):,}", f"{sum(m['answers'] for m in members):,}",
+                      money(convert(sum(m["cost"] for m in members), rate), currency),
+                      money(sum((m["charges"].total for m in members), Decimal("0.00")), currency)])
+    if len(table) == 1:
+        return []
+    return [Paragraph("By group", styles["h2"]), _table(table, [70 * mm, 22 * mm, 22 * mm, 30 * mm, 30 * mm], money_cols=(1, 2, 3, 4)),
+            Paragraph("Members with usage in the period; a member of several groups counts in each.", styles["small"])]
+
+
 def summary(meter, period: Period) -> bytes:
     from .reconcile import reconcile
 
@@ -605,6 +624,7 @@ def summary(meter, period: Period) -> bytes:
     if rounding:
         story.append(Paragraph(f"The total due is the sum of the statements, each rounded to the cent line by line; it differs from "
                                f"the usage total rounded once, plus fees, by {money(rounding, currency)}.", styles["small"]))
+    story += _group_subtotals(meter, rows, rate, currency, styles)
     models = meter.db.query(
         "SELECT model, sum(answers) AS answers, sum(cost_nano) AS cost FROM usage_day_model WHERE day BETWEEN ? AND ? GROUP BY model ORDER BY cost DESC LIMIT 10",
         period.days,

@@ -526,3 +526,15 @@ def test_the_chart_axis_is_in_money_and_reaches_above_the_highest_bar(data_dir, 
     assert ticks[0] == 0 and 2 <= len(ticks) <= 6 and ticks == sorted(ticks)
     assert ticks[-1] >= Decimal(str(max(costs))).quantize(Decimal("0.01")) and ticks[-2] < Decimal(str(max(costs)))
     app.config["METER"].stop()
+
+
+def test_summary_subtotals_by_group_equal_the_group_statements(seeded):
+    app, client, admin = seeded
+    with app.config["METER"].db.write() as conn:
+        conn.execute("INSERT INTO groups (id, name, synced) VALUES ('eng', 'Engineering', 0), ('ops', 'Operations', 0), ('idle', 'Idle', 0)")
+        conn.execute("INSERT INTO group_members VALUES ('eng', ?), ('eng', ?), ('ops', ?), ('ops', 'ivan')", (ADA["id"], BOB["id"], BOB["id"]))
+    content = pdf_text(client.get("/api/v1/reports/summary.pdf?month=2026-11", headers=admin).data)
+    assert "By group Group Members Answers Usage Total due Engineering 2 4 $4.98 $4.98 Operations 2 2 $3.02 $3.02" in content
+    assert "Idle" not in content  # no member with usage
+    for group, due in (("eng", "$4.98"), ("ops", "$3.02")):
+        assert f"Total due {due}" in pdf_text(client.get(f"/api/v1/reports/group/{group}.pdf?month=2026-11", headers=admin).data)
