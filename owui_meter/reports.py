@@ -586,6 +586,29 @@ def _group_subtotals(meter, rows: list[dict], rate: Decimal, currency: str, styl
             Paragraph("Members with usage in the period; a member of several groups counts in each.", styles["small"])]
 
 
+BUDGET_PERIODS = {"day": "per day", "week": "per week", "month": "per month", "none": "one-off"}
+
+
+def _budgets_against_actual(meter, rows: list[dict], period: Period, rate: Decimal, currency: str, styles) -> list:
+    """Each user's own budgets (theirs, or per member of a group or everyone) against what they
+    spent of each in its period holding the end of the statement's (or now, if sooner)."""
+    at_ms = min(clock.now_ms(), period.end_ms - 1)
+    table = [["User", "Budget", "Spent", "Used"]]
+    for r in rows:
+        for state in meter.budgets.states(meter.db.query, r["user_id"], at_ms):
+            if state.shared:  # on the group statement
+                continue
+            used = f"{100 * Decimal(state.spent) / Decimal(state.limit):.1f}%" if state.limit else "—"
+            table.append([Paragraph(text(r["name"] or r["email"] or r["user_id"]), styles["cell"]),
+                          f"{money(convert(state.limit, rate), currency)} {BUDGET_PERIODS[state.budget['period']]}",
+                          money(convert(state.spent, rate), currency), used])
+    if len(table) == 1:
+        return []
+    return [Paragraph("Budgets against actual spend", styles["h2"]), _table(table, [70 * mm, 50 * mm, 30 * mm, 24 * mm], money_cols=(2, 3)),
+            Paragraph("Spent in each budget's own period (day, week, month or since a one-off allowance began) that holds the "
+                      "end of this period.", styles["small"])]
+
+
 def summary(meter, period: Period) -> bytes:
     from .reconcile import reconcile
 
@@ -625,6 +648,7 @@ def summary(meter, period: Period) -> bytes:
         story.append(Paragraph(f"The total due is the sum of the statements, each rounded to the cent line by line; it differs from "
                                f"the usage total rounded once, plus fees, by {money(rounding, currency)}.", styles["small"]))
     story += _group_subtotals(meter, rows, rate, currency, styles)
+    story += _budgets_against_actual(meter, rows, period, rate, currency, styles)
     models = meter.db.query(
         "SELECT model, sum(answers) AS answers, sum(cost_nano) AS cost FROM usage_day_model WHERE day BETWEEN ? AND ? GROUP BY model ORDER BY cost DESC LIMIT 10",
         period.days,

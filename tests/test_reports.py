@@ -538,3 +538,17 @@ def test_summary_subtotals_by_group_equal_the_group_statements(seeded):
     assert "Idle" not in content  # no member with usage
     for group, due in (("eng", "$4.98"), ("ops", "$3.02")):
         assert f"Total due {due}" in pdf_text(client.get(f"/api/v1/reports/group/{group}.pdf?month=2026-11", headers=admin).data)
+
+
+def test_summary_sets_budgets_against_actual_spend(data_dir, monkeypatch):
+    app, client, admin = make_app(data_dir, monkeypatch)
+    answer(client, "a", ADA, 27.62, days_ago=3)
+    answer(client, "b", BOB, 3, days_ago=3)
+    for body in ({"scope": "user", "scope_id": ADA["id"], "limit_usd": 30, "period": "month"},
+                 {"scope": "all", "limit_usd": 100, "period": "month", "group_mode": "shared"}):  # shared: not per user
+        assert client.post("/api/v1/budgets", json=body, headers=admin).status_code == 201
+    monkeypatch.setattr(clock, "time_fn", lambda: dt.datetime(2026, 12, 5, tzinfo=dt.timezone.utc).timestamp())
+    content = pdf_text(client.get("/api/v1/reports/summary.pdf?month=2026-11", headers=admin).data)
+    assert "Budgets against actual spend User Budget Spent Used Ada Admin $30.00 per month $27.62 92.1%" in content
+    assert not re.search(r"Bob User \$[\d.]+ per", content) and "$100.00" not in content
+    app.config["METER"].stop()
