@@ -552,3 +552,15 @@ def test_summary_sets_budgets_against_actual_spend(data_dir, monkeypatch):
     assert "Budgets against actual spend User Budget Spent Used Ada Admin $30.00 per month $27.62 92.1%" in content
     assert not re.search(r"Bob User \$[\d.]+ per", content) and "$100.00" not in content
     app.config["METER"].stop()
+
+
+def test_summary_usage_total_equals_the_api_to_the_cent(seeded):
+    app, client, admin = seeded
+    answer(client, "odd", BOB, 0.005, days_ago=2)  # half a cent: the total is rounded once, from the exact sum
+    usage = client.get("/api/v1/usage", query_string={"group_by": "user", "from": "2026-11-01", "to": "2026-11-30"}, headers=admin).get_json()
+    total = (Decimal(usage["total"]["cost_nano"]) / 10**9).quantize(Decimal("0.01"))
+    content = pdf_text(client.get("/api/v1/reports/summary.pdf?month=2026-11", headers=admin).data)
+    assert re.search(rf"Total {usage['total']['answers']:,} \${total} ", content), (total, content)
+    for row in usage["rows"]:
+        cost = (Decimal(row["cost_nano"]) / 10**9).quantize(Decimal("0.01"))
+        assert f" {row['answers']:,} ${cost} " in content
