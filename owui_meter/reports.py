@@ -450,7 +450,7 @@ def _balance_section(meter, figures: dict, styles) -> list:
         rows.append([f"{label} {day:%d %B %Y}", Paragraph(text(e["note"]), styles["cell"]), money(convert(e["amount_nano"], rate), currency)])
     rows.append(["Usage", "", money(-convert(figures["usage"], rate), currency)])
     rows.append(["Closing balance", "", money(convert(figures["closing"], rate), currency)])
-    table = _table(rows, [50 * mm, 90 * mm, 30 * mm], header=False, money_cols=(2,))
+    table = _table(rows, [50 * mm, 94 * mm, 30 * mm], header=False, money_cols=(2,))
     table.setStyle(TableStyle([("FONT", (0, -1), (-1, -1), BOLD, 8.5)]))
     return [Paragraph("Prepaid balance", styles["h2"]), table,
             Paragraph("Each amount is rounded to the cent from the exact figure; the closing balance is rounded from the exact "
