@@ -71,7 +71,7 @@ def test_dashboard_lists_csv_and_user_page(client, meter, seeded):
 
 def test_summary_lists_it_unbilled_and_it_has_no_statement(client, seeded, admin_headers):
     summary = pdf_text(client.get("/api/v1/reports/summary.pdf?month=2026-11", headers=admin_headers).data)
-    assert re.search(r"Total 1 \$1\.50 \$0\.00 \$1\.50 Not attributed to a user 1 \$0\.52 not billed", summary)
+    assert re.search(r"Total 1 \$1\.50 \$1\.50 Not attributed to a user 1 \$0\.52 not billed", summary)  # no Fees column: none set
     assert client.get(f"/api/v1/reports/user/{UNATTRIBUTED}.pdf?month=2026-11", headers=admin_headers).status_code == 404
     names = zipfile.ZipFile(io.BytesIO(client.get("/api/v1/reports/statements.zip?month=2026-11", headers=admin_headers).data)).namelist()
     assert len(names) == 2 and not any(UNATTRIBUTED in n for n in names)
