@@ -528,3 +528,31 @@ def test_health_reports_what_broadcast_did(client, meter, now, ada):
     window_passes(meter, now)
     health = client.get("/healthcheck").get_json()["broadcast"]
     assert (health["waiting"], health["joined"], health["own_events"], health["last_received"]) == (0, 1, 1, int(T0 * 1000))
+
+
+def test_over_real_http_with_the_job_running(live_meter, meter, now, ada):
+    """A real waitress server and the Broadcast job's own thread: a gzip protobuf export, then the
+    plugin's answer naming its generation; the job joins them without being called."""
+    import time
+
+    import requests
+
+    meter.broadcast.start()
+    try:
+        body = gzip.compress(encode(export(generation("gen-live-1", user=ADA["id"], cost=0.0000123)), PROTOBUF))
+        response = requests.post(f"{live_meter.url}/v1/traces", data=body, timeout=10, headers={
+            "Content-Type": PROTOBUF, "Content-Encoding": "gzip", "Authorization": f"Bearer {TOKEN}"})
+        assert response.status_code == 200 and response.headers["Content-Type"] == PROTOBUF
+        reply = ExportTraceServiceResponse()
+        reply.ParseFromString(response.content)
+        assert not reply.HasField("partial_success")
+        outlet = requests.post(f"{live_meter.url}/api/v1/outlet", timeout=10, headers={"Authorization": f"Bearer {API_KEY}"},
+                               json=outlet_body(key="msg-live", cost=0.00001, timestamp=T0 - 4, generation_ids=["gen-live-1"]))
+        assert outlet.status_code == 202
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and events(meter)[0]["cost_source"] != "generation":
+            time.sleep(0.05)
+        [event] = events(meter)
+        assert (event["key"], event["cost_nano"], event["cost_source"]) == ("msg-live", 12_300, "generation")
+    finally:
+        meter.broadcast.stop()
