@@ -556,3 +556,16 @@ def test_over_real_http_with_the_job_running(live_meter, meter, now, ada):
         assert (event["key"], event["cost_nano"], event["cost_source"]) == ("msg-live", 12_300, "generation")
     finally:
         meter.broadcast.stop()
+
+
+def test_exports_larger_than_other_requests_are_taken_up_to_their_own_limit(client, meter, now, ada):
+    """A delivery with prompts in it outgrows METER_MAX_BODY_BYTES (1 MiB); /v1/traces takes 32 MiB."""
+    big = "x" * (2 * 1024 * 1024)
+    body = encode(export(generation("gen-big-1", user=ADA["id"], cost=0.001, extra=[("gen_ai.prompt", big)])), PROTOBUF)
+    assert len(body) > 2 * 1024 * 1024
+    assert post(client, body, PROTOBUF).status_code == 200
+    too_big = post(client, b"\0" * (32 * 1024 * 1024 + 1), PROTOBUF)
+    assert too_big.status_code == 413
+    assert too_big.get_json()["error"] == "request body too large (limit 33554432 bytes)"
+    window_passes(meter, now)
+    assert [e["key"] for e in events(meter)] == ["broadcast:gen-big-1"]
