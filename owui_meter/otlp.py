@@ -493,6 +493,27 @@ class Broadcast(Job):
 
     # --- reporting --------------------------------------------------------------------------------
 
+    def usage(self, start: int | None, end: int | None) -> tuple[list[dict], dict]:
+        """What Broadcast reported per app (API key name) and model between ``start`` and ``end``
+        (unix ms, end exclusive): generations and OpenRouter's cost, and the part not attributed
+        to a user."""
+        where, params = ["1 = 1"], {}
+        if start is not None:
+            where.append("b.ts >= :start")
+            params["start"] = start
+        if end is not None:
+            where.append("b.ts < :end")
+            params["end"] = end
+        sums = """count(*) AS generations, coalesce(sum(b.cost_nano), 0) AS cost_nano,
+                  coalesce(sum(e.user_id = :nobody), 0) AS unattributed_generations,
+                  coalesce(sum(CASE WHEN e.user_id = :nobody THEN b.cost_nano ELSE 0 END), 0) AS unattributed_cost_nano"""
+        params["nobody"] = unattributed_user().id
+        sql = f"FROM broadcast_generations b LEFT JOIN events e ON e.id = b.event_id WHERE {' AND '.join(where)}"
+        rows = self.meter.db.query(
+            f"SELECT b.app, b.model, {sums} {sql} GROUP BY b.app, b.model ORDER BY cost_nano DESC, b.app, b.model", params)
+        return rows, self.meter.db.query_one(f"SELECT {sums} {sql}", params)
+
+
     def health(self) -> dict:
         counts = {r["state"]: r["n"] for r in self.meter.db.query("SELECT state, count(*) AS n FROM broadcast_generations GROUP BY state")}
         last = self.meter.db.query_one("SELECT max(received) AS at FROM broadcast_generations")["at"]

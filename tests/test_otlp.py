@@ -569,3 +569,26 @@ def test_exports_larger_than_other_requests_are_taken_up_to_their_own_limit(clie
     assert too_big.get_json()["error"] == "request body too large (limit 33554432 bytes)"
     window_passes(meter, now)
     assert [e["key"] for e in events(meter)] == ["broadcast:gen-big-1"]
+
+
+def test_per_app_and_model_with_the_part_not_attributed(client, meter, now, ada, admin_headers):
+    send(client, generation("gen-app-1", user=ADA["id"], model="openai/gpt-4o", cost=0.001, app="open-webui"),
+         generation("gen-app-2", user=None, model="openai/gpt-4o", cost=0.002, app="open-webui"),
+         generation("gen-app-3", user=None, model="openai/gpt-4o-mini", cost=0.0005, app="open-webui"),
+         generation("gen-app-4", user="a-stranger", model="openai/gpt-4o", cost=0.004, app="crm-bot"))
+    window_passes(meter, now)
+    reply = client.get("/api/v1/broadcast/usage?from=2026-11-01&to=2026-11-30", headers=admin_headers).get_json()
+    rows = [(r["app"], r["model"], r["generations"], r["cost_nano"], r["unattributed_generations"], r["unattributed_cost_nano"])
+            for r in reply["rows"]]
+    assert rows == [("crm-bot", "openai/gpt-4o", 1, 4_000_000, 1, 4_000_000),
+                    ("open-webui", "openai/gpt-4o", 2, 3_000_000, 1, 2_000_000),
+                    ("open-webui", "openai/gpt-4o-mini", 1, 500_000, 1, 500_000)]
+    assert (reply["total"]["generations"], reply["total"]["cost_usd"], reply["total"]["unattributed_cost_nano"]) == (4, 0.0075, 6_500_000)
+    # the same figures as the ledger's spend not attributed to a user
+    ledger = client.get("/api/v1/usage?group_by=user", headers=admin_headers).get_json()["rows"]
+    assert {r["key"]: r["cost_nano"] for r in ledger} == {UNATTRIBUTED: 6_500_000, ADA["id"]: 1_000_000}
+    before = client.get("/api/v1/broadcast/usage?to=2026-11-28", headers=admin_headers).get_json()
+    assert before["rows"] == [] and before["total"]["generations"] == 0
+    bad = client.get("/api/v1/broadcast/usage?from=2026-12-01&to=2026-11-01", headers=admin_headers)
+    assert bad.status_code == 400 and bad.get_json()["error"] == "from must be before to"
+    assert client.get("/api/v1/broadcast/usage?from=yesterday", headers=admin_headers).status_code == 400
