@@ -189,8 +189,8 @@ def ada(meter):
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
 def test_only_the_generation_span_is_billed_not_its_provider_attempts(client, meter, now, ada, encoding):
-    reply = send(client, generation("gen-one-1", user=ADA["id"], prompt=1200, completion=340, cost=0.013542, reasoning=40, cached=1024),
-                 encoding=encoding)
+    reply = send(client, generation("gen-one-1", user=ADA["id"], prompt=1200, completion=340, cost=0.013542, reasoning=40, cached=1024,
+                                    extra=[("session.id", "session-77")]), encoding=encoding)
     assert not reply.HasField("partial_success")
     assert events(meter) == []  # it waits for the plugin's answer first
     window_passes(meter, now)
@@ -198,12 +198,12 @@ def test_only_the_generation_span_is_billed_not_its_provider_attempts(client, me
     assert (event["key"], event["user_id"], event["model"], event["source"]) == ("broadcast:gen-one-1", ADA["id"], "openai/gpt-4o-mini", "api")
     assert (event["prompt_tokens"], event["completion_tokens"], event["reasoning_tokens"], event["cached_tokens"]) == (1200, 340, 40, 1024)
     assert (event["cost_nano"], event["cost_source"], event["inline_cost_nano"]) == (13_542_000, "generation", 13_542_000)
-    assert event["ts"] == int((T0 - 5) * 1000)
+    assert (event["ts"], event["session_id"]) == (int((T0 - 5) * 1000), "session-77")
     daily = meter.db.query("SELECT answers, cost_nano, confirmed_cost_nano FROM usage_daily")
     assert daily == [{"answers": 1, "cost_nano": 13_542_000, "confirmed_cost_nano": 13_542_000}]
-    row = meter.db.query_one("SELECT state, app, provider, model, event_id, user_id FROM broadcast_generations")
+    row = meter.db.query_one("SELECT state, app, provider, model, event_id, user_id, session_id FROM broadcast_generations")
     assert row == {"state": "event", "app": "owui key", "provider": "openai", "model": "openai/gpt-4o-mini",
-                   "event_id": event["id"], "user_id": None}
+                   "event_id": event["id"], "user_id": None, "session_id": None}  # they live on the event
     spend = meter.db.query_one("SELECT cost_nano FROM spend WHERE user_id = ? AND period = 'month'", (ADA["id"],))
     assert spend["cost_nano"] == 13_542_000  # her budgets count it
 
@@ -247,6 +247,13 @@ def test_without_a_user_or_with_an_unknown_one_it_is_not_attributed(client, mete
     apps = {r["id"]: r["app"] for r in meter.db.query("SELECT id, app FROM broadcast_generations")}
     assert apps == {"gen-nouser-1": "title generator", "gen-stranger-1": "owui key"}
     assert meter.db.query("SELECT * FROM spend WHERE user_id = ?", (UNATTRIBUTED,)) == []  # no budget counts it
+
+
+def test_the_user_may_come_as_user_id_too(client, meter, now, ada):
+    """OpenRouter's documentation names the request's user `user.id`; OWUI-Metering read `openrouter.user.id`."""
+    send(client, generation("gen-userid-1", user=None, cost=0.001, extra=[("user.id", ADA["id"])]))
+    window_passes(meter, now)
+    assert [(e["user_id"], e["cost_nano"]) for e in events(meter)] == [(ADA["id"], 1_000_000)]
 
 
 def test_a_user_known_only_from_the_open_webui_sync_is_the_generations_user(client, meter, now):
