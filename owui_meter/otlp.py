@@ -42,7 +42,6 @@ plugin, the pass-through, or this module.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
 import math
@@ -226,6 +225,8 @@ def read(export: ExportTraceServiceRequest, received_ms: int) -> Reading:
                     continue
                 if generation is not None:
                     reading.generations.append(generation)
+    if reading.rejected:  # the reasons name ids and fields, never content
+        log.warning("OpenRouter Broadcast: %d generation span(s) refused; first: %s", reading.rejected, reading.reasons[0])
     return reading
 
 
@@ -329,11 +330,10 @@ class Broadcast(Job):
 
     # --- receiving --------------------------------------------------------------------------------
 
-    def receive(self, generations: list[TracedGeneration]) -> dict:
-        """Store an export's generations in one transaction; counts by outcome (new, joined,
-        duplicate). Joins what is already known at once; the rest waits for the job."""
+    def receive(self, generations: list[TracedGeneration]) -> None:
+        """Store an export's generations in one transaction. One stored before is a redelivery and
+        changes nothing; one an answer already names joins it at once; the rest waits."""
         now = clock.now_ms()
-        counts = {"new": 0, "joined": 0, "duplicate": 0}
         with self.meter.db.write() as conn:
             for g in generations:
                 inserted = conn.execute(
@@ -344,13 +344,8 @@ class Broadcast(Job):
                        ON CONFLICT (id) DO NOTHING RETURNING *""",
                     vars(g) | {"now": now, "due": now + self.window_ms},
                 ).fetchall()
-                if not inserted:
-                    counts["duplicate"] += 1
-                    continue
-                counts["joined" if self._settle(conn, inserted[0], final=False) else "new"] += 1
-        if counts["new"]:
-            self.worker.wake()
-        return counts
+                if inserted:
+                    self._settle(conn, inserted[0], final=False)
 
     # --- the window -------------------------------------------------------------------------------
 
@@ -372,17 +367,17 @@ class Broadcast(Job):
                 self._settle(conn, row, final=row["due"] <= now)
         return len(rows)
 
-    def _settle(self, conn, row: dict, *, final: bool) -> bool:
+    def _settle(self, conn, row: dict, *, final: bool) -> None:
         """Join the row to the answer that owns (or matches) it; at the end of its window, make it
-        an event of its own. True when it is settled."""
+        an event of its own."""
         owner = conn.execute("SELECT event_id FROM generations WHERE id = ?", (row["gen_id"],)).fetchall() if row["gen_id"] else []
         event_id = owner[0]["event_id"] if owner else self._matching_answer(conn, row)
         if event_id is not None:
             self._confirm(conn, row, event_id)
             self._mark(conn, row, "joined", event_id)
-            return True
+            return
         if not final:
-            return False
+            return
         user = UserInfo(row["user_id"]) if self._known(conn, row["user_id"]) else unattributed_user()
         recorded = self.meter.ledger.record_in(conn, NewEvent(
             key=KEY_PREFIX + row["id"], user=user, model=row["model"], ts=row["ts"], source="api",
@@ -392,7 +387,6 @@ class Broadcast(Job):
         ))
         self._confirm(conn, row, recorded.event_id)
         self._mark(conn, row, "joined" if recorded.duplicate else "event", recorded.event_id)
-        return True
 
     def _known(self, conn, user_id: str | None) -> bool:
         """A user the meter knows (synced from Open WebUI, or seen by the plugin)."""

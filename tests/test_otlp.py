@@ -296,7 +296,7 @@ def test_no_content_attribute_reaches_the_database_file(client, meter, now, ada,
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
-def test_refused_spans_are_a_partial_success_and_the_rest_is_kept(client, meter, now, ada, encoding):
+def test_refused_spans_are_a_partial_success_and_the_rest_is_kept(client, meter, now, ada, encoding, caplog):
     no_model_attrs, no_model_spans = generation("gen-nomodel-1", user=ADA["id"], children=False)
     del no_model_spans[-1].attributes[:]
     no_model_spans[-1].attributes.extend([kv("span.type", "generation"), kv("gen_ai.response.id", "gen-nomodel-1"),
@@ -305,6 +305,7 @@ def test_refused_spans_are_a_partial_success_and_the_rest_is_kept(client, meter,
                  generation("gen-negative-1", user=ADA["id"], cost=-0.5), (no_model_attrs, no_model_spans), encoding=encoding)
     assert reply.partial_success.rejected_spans == 2
     assert "gen-negative-1" in reply.partial_success.error_message and "total_cost" in reply.partial_success.error_message
+    assert "2 generation span(s) refused; first: generation gen-negative-1" in caplog.text
     window_passes(meter, now)
     assert [e["key"] for e in events(meter)] == ["broadcast:gen-good-1"]
 
