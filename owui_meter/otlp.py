@@ -58,9 +58,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from . import clock
 from .errors import BadInput
-from .ingest import MAX_FUTURE_MS, MAX_ID, MAX_PAST_MS
+from .ingest import DEFAULT_MAX_COST_NANO, MAX_FUTURE_MS, MAX_ID, MAX_PAST_MS, MAX_TOKENS
 from .ledger import NewEvent, Recorded, UserInfo, is_unattributed, unattributed_user
-from .money import usd_to_nano
+from .money import NANO, usd_to_nano
 from .workers import Job
 
 log = logging.getLogger("owui_meter.otlp")
@@ -73,7 +73,6 @@ SCOPE = "openrouter"
 GEN_ID = re.compile(r"^gen-[A-Za-z0-9_.-]{1,200}$")  # a generation's own id; children add ":attempt-0"
 MAX_MODEL = 512
 MAX_LABEL = 256
-MAX_COST_USD = 1_000_000  # more than this for one generation is no amount
 
 # the span attributes read; every other one is dropped unread
 SPAN_TYPE = "span.type"
@@ -205,8 +204,9 @@ class Reading:
     reasons: list[str] = field(default_factory=list)
 
 
-def read(export: ExportTraceServiceRequest, received_ms: int) -> Reading:
-    """The generation spans of an export; the rest is ignored, content is never copied."""
+def read(export: ExportTraceServiceRequest, received_ms: int, max_cost_nano: int = DEFAULT_MAX_COST_NANO) -> Reading:
+    """The generation spans of an export; the rest is ignored, content is never copied. A cost
+    above ``max_cost_nano`` (METER_MAX_ANSWER_USD) refuses the span, as it would an answer."""
     reading = Reading()
     for resource in export.resource_spans:
         trace_id = _attrs(resource.resource.attributes, {TRACE_ID}).get(TRACE_ID)
@@ -218,7 +218,7 @@ def read(export: ExportTraceServiceRequest, received_ms: int) -> Reading:
                 if not _is_generation(span, attrs):
                     continue
                 try:
-                    generation = _generation(span, attrs, trace_id, received_ms)
+                    generation = _generation(span, attrs, trace_id, received_ms, max_cost_nano)
                 except BadInput as exc:
                     reading.rejected += 1
                     reading.reasons.append(str(exc))
@@ -258,15 +258,18 @@ def _first_text(attrs: dict, names, max_len: int) -> str | None:
     return None
 
 
-def _tokens(value) -> int:
+def _tokens(key: str, attrs: dict, name: str) -> int:
+    """A token count: 0 when absent or not a number; refused when no generation can have it
+    (negative, not finite, more than ingest's MAX_TOKENS: sums must never overflow)."""
+    value = attrs.get(name)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 0
-    if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
-        return 0
-    return max(0, int(value))
+    if not math.isfinite(value) or not 0 <= value <= MAX_TOKENS:
+        raise BadInput(f"generation {key}: {name} must be a count from 0 to {MAX_TOKENS:,}")
+    return int(value)
 
 
-def _generation(span, attrs: dict, trace_id, received_ms: int) -> TracedGeneration | None:
+def _generation(span, attrs: dict, trace_id, received_ms: int, max_cost_nano: int) -> TracedGeneration | None:
     """One generation span as a TracedGeneration; None when it bills nothing (no usage at all,
     e.g. an upstream error); raises BadInput for a span that cannot be billed."""
     if not any(name in attrs for name in USAGE):
@@ -284,8 +287,8 @@ def _generation(span, attrs: dict, trace_id, received_ms: int) -> TracedGenerati
     cost_nano = None
     if TOTAL_COST in attrs:
         cost = attrs[TOTAL_COST]
-        if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost) or not 0 <= cost <= MAX_COST_USD:
-            raise BadInput(f"generation {key}: {TOTAL_COST} must be an amount from 0 to {MAX_COST_USD} USD")
+        if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost) or not 0 <= cost * NANO <= max_cost_nano:
+            raise BadInput(f"generation {key}: {TOTAL_COST} must be an amount from 0 to ${max_cost_nano // NANO:,} (METER_MAX_ANSWER_USD)")
         cost_nano = usd_to_nano(cost)
     ended = span.end_time_unix_nano or span.start_time_unix_nano
     ts = ended // 1_000_000
@@ -295,8 +298,8 @@ def _generation(span, attrs: dict, trace_id, received_ms: int) -> TracedGenerati
         key=key, gen_id=gen_id, ts=ts, model=model,
         user_id=_first_text(attrs, USERS, MAX_ID), session_id=_first_text(attrs, (SESSION,), MAX_ID),
         app=_first_text(attrs, APPS, MAX_LABEL), provider=_first_text(attrs, PROVIDERS, MAX_LABEL),
-        prompt_tokens=_tokens(attrs.get(INPUT_TOKENS)), completion_tokens=_tokens(attrs.get(OUTPUT_TOKENS)),
-        reasoning_tokens=_tokens(attrs.get(REASONING_TOKENS)), cached_tokens=_tokens(attrs.get(CACHED_TOKENS)),
+        prompt_tokens=_tokens(key, attrs, INPUT_TOKENS), completion_tokens=_tokens(key, attrs, OUTPUT_TOKENS),
+        reasoning_tokens=_tokens(key, attrs, REASONING_TOKENS), cached_tokens=_tokens(key, attrs, CACHED_TOKENS),
         cost_nano=cost_nano,
     )
 
@@ -415,6 +418,8 @@ class Broadcast(Job):
         the answer as the resolver does (one cost-change path: the ledger's set_cost)."""
         if row["cost_nano"] is None or not row["gen_id"]:
             return
+        if conn.execute("SELECT byok FROM events WHERE id = ?", (event_id,)).fetchall()[0]["byok"]:
+            return  # a trace carries no BYOK provider's charge: the /generation lookup confirms it
         conn.execute(
             "INSERT OR IGNORE INTO generations (id, event_id, created, next_try) VALUES (?, ?, ?, ?)",
             (row["gen_id"], event_id, row["received"], row["received"]),

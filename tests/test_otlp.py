@@ -600,3 +600,26 @@ def test_per_app_and_model_with_the_part_not_attributed(client, meter, now, ada,
     bad = client.get("/api/v1/broadcast/usage?from=2026-12-01&to=2026-11-01", headers=admin_headers)
     assert bad.status_code == 400 and bad.get_json()["error"] == "from must be before to"
     assert client.get("/api/v1/broadcast/usage?from=yesterday", headers=admin_headers).status_code == 400
+
+
+def test_a_byok_answer_is_left_to_the_lookup(client, meter, now):
+    """Bring-your-own-key: the provider bills the team directly; a trace does not carry that charge."""
+    usage = {"prompt_tokens": 10, "completion_tokens": 20, "cost": 0.000002, "is_byok": True,
+             "cost_details": {"upstream_inference_cost": 0.00004}}
+    plugin_answer(client, usage=usage, generation_ids=["gen-byok-1"])
+    before = events(meter)[0]
+    send(client, generation("gen-byok-1", user=ADA["id"], cost=0.000002))
+    window_passes(meter, now)
+    [event] = events(meter)
+    assert (event["cost_nano"], event["cost_source"], event["provider_nano"]) == (before["cost_nano"], "inline", 40_000)
+    assert meter.db.query_one("SELECT state FROM generations WHERE id = 'gen-byok-1'")["state"] == "pending"
+    assert meter.db.query_one("SELECT state FROM broadcast_generations")["state"] == "joined"
+
+
+def test_absurd_figures_are_refused_like_an_answers(client, meter, now, ada):
+    reply = send(client, generation("gen-huge-1", user=ADA["id"], cost=5000.0),
+                 generation("gen-tokens-1", user=ADA["id"], prompt=10**12), generation("gen-fine-1", user=ADA["id"]))
+    assert reply.partial_success.rejected_spans == 2
+    assert "METER_MAX_ANSWER_USD" in reply.partial_success.error_message
+    window_passes(meter, now)
+    assert [e["key"] for e in events(meter)] == ["broadcast:gen-fine-1"]

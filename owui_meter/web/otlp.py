@@ -29,7 +29,7 @@ def traces():
         raise UnsupportedMediaType("Content-Type must be application/x-protobuf or application/json")
     request.max_content_length = otlp.MAX_BODY_BYTES  # prompts make exports large (unless privacy mode)
     body = otlp.decompress(request.get_data(cache=False), request.headers.get("Content-Encoding"))
-    reading = otlp.read(otlp.decode(body, encoding), clock.now_ms())
+    reading = otlp.read(otlp.decode(body, encoding), clock.now_ms(), meter().settings.METER_MAX_ANSWER_USD)
     meter().broadcast.receive(reading.generations)
     payload, content_type = otlp.response(reading, encoding)
     return payload, 200, {"Content-Type": content_type}
