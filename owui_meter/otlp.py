@@ -67,7 +67,7 @@ log = logging.getLogger("owui_meter.otlp")
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-MAX_BODY_BYTES = 32 * 1024 * 1024  # an export with prompts in it is large; privacy mode keeps it small
+MAX_DECOMPRESSED_BYTES = 32 * 1024 * 1024  # what a gzip body may expand to (the body itself: METER_MAX_BODY_BYTES)
 KEY_PREFIX = "broadcast:"  # the key of an event made from one Broadcast generation
 SCOPE = "openrouter"
 GEN_ID = re.compile(r"^gen-[A-Za-z0-9_.-]{1,200}$")  # a generation's own id; children add ":attempt-0"
@@ -97,7 +97,7 @@ USAGE = (INPUT_TOKENS, OUTPUT_TOKENS, TOTAL_COST)
 
 
 def decompress(body: bytes, content_encoding: str | None) -> bytes:
-    """The body without its Content-Encoding (identity or gzip), at most MAX_BODY_BYTES."""
+    """The body without its Content-Encoding (identity or gzip), at most MAX_DECOMPRESSED_BYTES."""
     encoding = (content_encoding or "identity").strip().lower()
     if encoding in ("", "identity"):
         return body
@@ -105,11 +105,11 @@ def decompress(body: bytes, content_encoding: str | None) -> bytes:
         raise BadInput("Content-Encoding must be gzip or identity")
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
-        out = inflater.decompress(body, MAX_BODY_BYTES + 1)
+        out = inflater.decompress(body, MAX_DECOMPRESSED_BYTES + 1)
     except zlib.error:
         raise BadInput("body is not valid gzip (Content-Encoding: gzip)") from None
-    if len(out) > MAX_BODY_BYTES or inflater.unconsumed_tail:
-        raise BadInput(f"body is larger than {MAX_BODY_BYTES} bytes once decompressed")
+    if len(out) > MAX_DECOMPRESSED_BYTES or inflater.unconsumed_tail:
+        raise BadInput(f"body is larger than {MAX_DECOMPRESSED_BYTES} bytes once decompressed")
     if not inflater.eof:
         raise BadInput("body is a truncated gzip stream")
     return out

@@ -566,15 +566,16 @@ def test_over_real_http_with_the_job_running(live_meter, meter, now, ada):
         meter.broadcast.stop()
 
 
-def test_exports_larger_than_other_requests_are_taken_up_to_their_own_limit(client, meter, now, ada):
-    """A delivery with prompts in it outgrows METER_MAX_BODY_BYTES (1 MiB); /v1/traces takes 32 MiB."""
+def test_bodies_over_the_limit_are_a_413_and_gzip_keeps_prompts_under_it(client, meter, now, ada):
+    """Without privacy mode a delivery carries the prompt: gzip keeps it small; a body over
+    METER_MAX_BODY_BYTES (1 MiB, waitress's limit too) is refused."""
     big = "x" * (2 * 1024 * 1024)
     body = encode(export(generation("gen-big-1", user=ADA["id"], cost=0.001, extra=[("gen_ai.prompt", big)])), PROTOBUF)
     assert len(body) > 2 * 1024 * 1024
-    assert post(client, body, PROTOBUF).status_code == 200
-    too_big = post(client, b"\0" * (32 * 1024 * 1024 + 1), PROTOBUF)
+    too_big = post(client, body, PROTOBUF)
     assert too_big.status_code == 413
-    assert too_big.get_json()["error"] == "request body too large (limit 33554432 bytes)"
+    assert too_big.get_json()["error"] == "request body too large (limit 1048576 bytes)"
+    assert post(client, gzip.compress(body), PROTOBUF, **{"Content-Encoding": "gzip"}).status_code == 200
     window_passes(meter, now)
     assert [e["key"] for e in events(meter)] == ["broadcast:gen-big-1"]
 

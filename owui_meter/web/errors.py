@@ -53,7 +53,7 @@ def init_app(app) -> None:
             400: "bad request",
             404: "not found",
             405: f"method {request.method} not allowed here",
-            413: f"request body too large (limit {request.max_content_length} bytes)",
+            413: f"request body too large (limit {app.config.get('MAX_CONTENT_LENGTH')} bytes)",
         }
         return error_response(exc.code or 500, messages.get(exc.code, exc.description or exc.name))
 

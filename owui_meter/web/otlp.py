@@ -27,7 +27,6 @@ def traces():
     encoding = ENCODINGS.get(request.mimetype)
     if encoding is None:
         raise UnsupportedMediaType("Content-Type must be application/x-protobuf or application/json")
-    request.max_content_length = otlp.MAX_BODY_BYTES  # prompts make exports large (unless privacy mode)
     body = otlp.decompress(request.get_data(cache=False), request.headers.get("Content-Encoding"))
     reading = otlp.read(otlp.decode(body, encoding), clock.now_ms(), meter().settings.METER_MAX_ANSWER_USD)
     meter().broadcast.receive(reading.generations)
