@@ -624,3 +624,33 @@ def test_absurd_figures_are_refused_like_an_answers(client, meter, now, ada):
     assert "METER_MAX_ANSWER_USD" in reply.partial_success.error_message
     window_passes(meter, now)
     assert [e["key"] for e in events(meter)] == ["broadcast:gen-fine-1"]
+
+
+@pytest.mark.parametrize("order", ["passthrough-first", "broadcast-first"])
+def test_with_the_pass_through_each_generation_is_billed_once(client, meter, now, ada, order):
+    """The pass-through records the same generations (METER_PASSTHROUGH): whichever of the two
+    bills a generation first owns it, the other joins it."""
+    from owui_meter.ingest import parse_usage
+    from owui_meter.passthrough import Capture
+
+    def pass_through():
+        usage = parse_usage({"prompt_tokens": 10, "completion_tokens": 20, "cost": 0.00001})
+        meter.passthrough.capture(Capture("gen-both-1", int((T0 - 5) * 1000), UserInfo(**ADA), None, "openai/gpt-4o-mini", True, True, usage))
+        meter.passthrough.flush()
+
+    if order == "passthrough-first":
+        pass_through()
+        now.now += WINDOW + 1
+        meter.passthrough.sweep()
+        send(client, generation("gen-both-1", user=ADA["id"], cost=0.0000123))
+        expected = ("passthrough:gen-both-1", 12_300, "generation")  # Broadcast's cost confirms it
+    else:
+        send(client, generation("gen-both-1", user=ADA["id"], cost=0.0000123))
+        window_passes(meter, now)
+        pass_through()
+        now.now += WINDOW + 1
+        meter.passthrough.sweep()
+        expected = ("broadcast:gen-both-1", 12_300, "generation")
+    window_passes(meter, now)
+    assert [(e["key"], e["cost_nano"], e["cost_source"]) for e in events(meter)] == [expected]
+    assert meter.db.query_one("SELECT sum(answers) AS a FROM usage_daily")["a"] == 1
