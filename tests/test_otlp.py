@@ -13,7 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from conftest import ADA, API_KEY, BOB, make_settings, outlet_body
+from conftest import ADA, API_KEY, BOB, assert_invariants, make_settings, outlet_body
 from owui_meter import clock, create_app, settings
 from owui_meter.ledger import UNATTRIBUTED, UserInfo
 from owui_meter.settings import SettingsError
@@ -53,11 +53,15 @@ def now(monkeypatch):
 
 
 @pytest.fixture
-def app(data_dir, now):
+def app(data_dir, now, request):
     app = create_app(make_settings(data_dir, METER_OTLP_TOKEN=TOKEN, METER_BROADCAST_WINDOW_SECONDS=WINDOW))
     app.config["TESTING"] = True
     yield app
-    app.config["METER"].stop()
+    try:
+        if not getattr(request.node, "failed_call", False):
+            assert_invariants(app.config["METER"])  # every derived figure still adds up (owui-meter check)
+    finally:
+        app.config["METER"].stop()
 
 
 # --- building exports with the library ------------------------------------------------------------
