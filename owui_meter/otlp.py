@@ -448,6 +448,8 @@ class Broadcast(Job):
             return None
         if event.generation_ids:
             return self._claim_by_ids(conn, event)
+        if not self.enabled:
+            return None  # no traces arrive to recognise an answer by (the plugin path stays lean)
         return self._claim_by_fingerprint(conn, event)
 
     def _claim_by_ids(self, conn, event: NewEvent) -> Recorded | None:
