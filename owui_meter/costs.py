@@ -68,6 +68,11 @@ class Resolver(Job):
             return min(poll * 10, self.paused_until - clock.now())
         return 0.0 if self.run_once() else poll
 
+    def settle(self, conn, event_id: int) -> None:
+        """Inside a write: give an answer its confirmed cost once every generation of it is known,
+        for generations confirmed without a lookup (OpenRouter Broadcast, ``otlp.py``)."""
+        self._settle(conn, event_id)
+
     # --- one round -------------------------------------------------------------------------------
 
     def run_once(self) -> int:

@@ -24,6 +24,7 @@ from .db import Database, get_meta, set_meta
 from .errors import CannotStart
 from .ledger import BYOK_COST_KEY, Ledger
 from .notices import outlet_notice
+from .otlp import Broadcast
 from .owui_sync import OpenWebUISync
 from .passthrough import Passthrough
 from .prices import PriceSync, make_estimator
@@ -62,6 +63,10 @@ class Meter:
         self.workers = [w for w in self.workers if w is not None]
         # callables returning a dict merged into /healthcheck and the Status page
         self.health = [self.resolver.health, self.owui_sync.health, self.passthrough.health]
+        # OpenRouter Broadcast (/v1/traces); always built: its join keeps late answers from doubling
+        self.broadcast = Broadcast(self)
+        self.workers.append(self.broadcast)
+        self.health.append(self.broadcast.health)
         self._started = False
 
     @classmethod

@@ -63,6 +63,8 @@ SETTINGS: tuple[Setting, ...] = (
     _s("METER_LOOKUP_MAX_RETRY_SECONDS", "int", 900, "Longest wait between two tries of one lookup.", "openrouter", minimum=1),
     _s("METER_LOOKUP_GIVE_UP_HOURS", "int", 24, "Stop looking up a generation this long after the answer; its inline or estimated cost stays.", "openrouter", minimum=1),
     _s("METER_LOOKUP_PAUSE_MINUTES", "int", 10, "After OpenRouter refuses the key (401/402/403), pause lookups this long before trying again.", "openrouter", minimum=1),
+    _s("METER_OTLP_TOKEN", "str", None, "Bearer token OpenRouter Broadcast must send to POST /v1/traces (header Authorization: Bearer …). Unset: /v1/traces answers 404.", "openrouter", secret=True),
+    _s("METER_BROADCAST_WINDOW_SECONDS", "int", 120, "How long a generation received from OpenRouter Broadcast waits for the plugin's answer that names it before it is billed on its own (to its user, or as not attributed to a user).", "openrouter", minimum=0, maximum=86400),
     _s("METER_PRICE_SYNC_HOURS", "int", 24, "How often to sync OpenRouter's model price list.", "openrouter", minimum=1),
     _s("METER_KEY_SAMPLE_MINUTES", "int", 60, "How often to sample the key's running usage from OpenRouter (GET /key) for reconciliation.", "openrouter", minimum=1),
     _s("METER_BYOK_COST", "choice", "provider+fee", "What a bring-your-own-key (BYOK) answer costs the team: provider+fee (the provider's charge plus OpenRouter's fee), or fee (OpenRouter's fee only, for teams whose provider spend is billed elsewhere).", "openrouter", choices=("provider+fee", "fee")),
@@ -239,6 +241,8 @@ def _validate(values: dict) -> None:
         raise SettingsError("JWT_SECRET must be at least 32 characters long")
     if values.get("API_KEY") is not None and len(values["API_KEY"]) < 16:
         raise SettingsError("API_KEY must be at least 16 characters long")
+    if values.get("METER_OTLP_TOKEN") is not None and len(values["METER_OTLP_TOKEN"]) < 16:
+        raise SettingsError("METER_OTLP_TOKEN must be at least 16 characters long (the endpoint faces the internet)")
     if values.get("PASSWORD_HASH") is not None and not values["PASSWORD_HASH"].startswith("$argon2"):
         raise SettingsError("PASSWORD_HASH must be an argon2 hash (make one with: owui-meter hash-password)")
 

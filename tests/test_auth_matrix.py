@@ -18,6 +18,7 @@ from owui_meter.notices import SELF_SCOPE
 from test_dashboard import csrf_of, log_in
 
 METRICS_TOKEN = "metrics-token-0123456789"
+OTLP_TOKEN = "otlp-token-0123456789-abcdef"
 FORWARD_SECRET = "forward-secret-0123456789-0123456789"
 PATH_VALUES = {"user_id": "nobody", "budget_id": "999999", "model_id": "some/model", "group_id": "nogroup", "rest": "models"}
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
@@ -39,19 +40,20 @@ LET_IN = {
     "admin": ({"admin_token"} | SESSIONS, {"admin_token", "session_csrf"}),
     "session": (SESSIONS, {"session_csrf"}),
     "metrics": ({"metrics_token"}, {"metrics_token"}),
+    "otlp": ({"otlp_token"}, {"otlp_token"}),
     "public": (None, None),  # everyone
     # reads (the model list) go to OpenRouter with the caller's own Authorization; anything else
     # needs Open WebUI's signed user header
     "passthrough": (None, {"forward_jwt"}),
 }
 CREDENTIALS = ["none", "plugin", "admin_token", "expired_token", "tampered_token", "foreign_token", "self_token",
-               "metrics_token", "session", "session_csrf", "session_basic", "forward_jwt"]
+               "metrics_token", "otlp_token", "session", "session_csrf", "session_basic", "forward_jwt"]
 
 
 @pytest.fixture
 def app(data_dir):
     with FakeOpenRouter() as fake:  # pass-through routes reach a real upstream
-        app = create_app(make_settings(data_dir, METRICS_TOKEN=METRICS_TOKEN, METER_PASSTHROUGH="true",
+        app = create_app(make_settings(data_dir, METRICS_TOKEN=METRICS_TOKEN, METER_OTLP_TOKEN=OTLP_TOKEN, METER_PASSTHROUGH="true",
                                        METER_FORWARD_JWT_SECRET=FORWARD_SECRET, OPENROUTER_BASE_URL=fake.url))
         app.config["TESTING"] = True
         app.test_client().post("/api/v1/outlet", json=outlet_body(user=ADA), headers=bearer(API_KEY))
@@ -102,6 +104,7 @@ def make_clients(app):
                 "foreign_token": create_token("another-secret-0123456789-0123456789-xyz", days=1),
                 "self_token": create_token(JWT_SECRET, days=1, name=ADA["id"], scope=SELF_SCOPE),
                 "metrics_token": METRICS_TOKEN,
+                "otlp_token": OTLP_TOKEN,
             }.get(name)
             if token:
                 headers.update(bearer(token))

@@ -12,11 +12,11 @@ import hmac
 
 from flask import Flask
 
-from . import errors, health, login, me, metrics, middleware, passthrough, templating
-from .api import budgets, costs, operations, plugin, reports, usage
+from . import errors, health, login, me, metrics, middleware, otlp, passthrough, templating
+from .api import broadcast, budgets, costs, operations, plugin, reports, usage
 from .dashboard import bp as dashboard_bp
 
-BLUEPRINTS = (health.bp, plugin.bp, usage.bp, budgets.bp, costs.bp, operations.bp, reports.bp, me.bp, login.bp, dashboard_bp)
+BLUEPRINTS = (health.bp, otlp.bp, plugin.bp, usage.bp, broadcast.bp, budgets.bp, costs.bp, operations.bp, reports.bp, me.bp, login.bp, dashboard_bp)
 
 
 def create_app(meter) -> Flask:

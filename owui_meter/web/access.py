@@ -8,6 +8,7 @@ check each one against every kind of credential, so a route without a policy can
 - ``session``: dashboard pages, a logged-in session (``require_login``).
 - ``self``: a user's own page, the signed token in its path.
 - ``metrics``: METRICS_TOKEN (or nothing with METRICS_PUBLIC=true).
+- ``otlp``: METER_OTLP_TOKEN, OpenRouter Broadcast's traces (``require_otlp_token``); nothing else.
 - ``public``: anyone (login page, health check).
 - ``passthrough``: ``/openrouter/v1/*`` (METER_PASSTHROUGH=true), which lends no credential of its
   own: it forwards the caller's Authorization to OpenRouter. With METER_FORWARD_JWT_SECRET, only a
@@ -20,6 +21,7 @@ import functools
 
 from flask import current_app, g, request
 from flask_login import login_required
+from werkzeug.exceptions import NotFound
 
 from ..auth import decode_token, key_matches, token_revoked
 from ..errors import Unauthorized
@@ -58,6 +60,23 @@ def require_plugin_key(view):
         return view(*args, **kwargs)
 
     wrapper.access_policy = "plugin"
+    return wrapper
+
+
+def require_otlp_token(view):
+    """``POST /v1/traces``: ``Authorization: Bearer METER_OTLP_TOKEN``; without the setting the
+    endpoint is off (404)."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        token = current_app.config["METER"].settings.METER_OTLP_TOKEN
+        if not token:
+            raise NotFound()
+        if not key_matches(_bearer(), token):
+            raise Unauthorized("missing or wrong METER_OTLP_TOKEN")
+        return view(*args, **kwargs)
+
+    wrapper.access_policy = "otlp"
     return wrapper
 
 

@@ -16,7 +16,7 @@ DISK_FULL_RETRY_SECONDS = 30
 
 
 def wants_json() -> bool:
-    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+    return request.path.startswith(("/api/", "/v1/")) or request.accept_mimetypes.best == "application/json"
 
 
 def error_response(status: int, message: str):

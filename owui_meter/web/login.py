@@ -45,6 +45,7 @@ bp = Blueprint("login", __name__)
 WINDOW_SECONDS = 15 * 60
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 PLUGIN_PATHS = ("/api/v1/inlet", "/api/v1/outlet", "/api/v1/metering/record")
+TOKEN_PATHS = ("/v1/traces",)  # a token of their own, never a cookie: no CSRF to check
 
 
 class Admin(UserMixin):
@@ -204,7 +205,7 @@ def init_app(app, meter) -> None:
 
     @app.before_request
     def check_csrf():
-        if request.method in SAFE_METHODS or request.path in PLUGIN_PATHS:
+        if request.method in SAFE_METHODS or request.path in PLUGIN_PATHS or request.path in TOKEN_PATHS:
             return
         if request.path.startswith("/openrouter/v1/"):
             return  # pass-through: reads no cookie and lends no credential, it forwards the caller's own
