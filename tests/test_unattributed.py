@@ -56,7 +56,7 @@ def test_dashboard_lists_csv_and_user_page(client, meter, seeded):
     assert LABEL in users
     overview = client.get("/?period=month").get_data(as_text=True)
     assert LABEL in overview  # among the top spenders
-    assert re.search(r'Active users</span><span class="figure">1<', overview)  # only Ada is a user
+    assert re.search(r'Active users</span><span class="figure" id="total-users">1<', overview)  # only Ada is a user
     rows = list(csv.reader(io.StringIO(client.get("/events.csv").get_data(as_text=True))))
     header = rows[0]
     by_key = {r[header.index("user_id")]: r for r in rows[1:]}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-import apsw
-from flask import jsonify, request
+from flask import jsonify, render_template, request, url_for
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
 from ..errors import BadInput, Unauthorized
@@ -19,20 +19,25 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
+TITLES = {400: "That did not work", 401: "Please log in", 403: "Not allowed", 404: "Page not found",
+          405: "Not allowed here", 413: "Too large", 429: "Too many requests", 500: "Something went wrong"}
+
+
 def error_response(status: int, message: str):
+    """JSON for the API; for a browser, the page inside the dashboard's layout (with the
+    navigation when logged in), falling back to bare HTML if even that fails."""
     if wants_json():
         response = jsonify({"error": message, "status": status})
-    else:
-        from markupsafe import escape
-
-        response = (
-            f"<!doctype html><title>{status}</title><h1>{status}</h1><p>{escape(message)}</p>",
-            status,
-            {"Content-Type": "text/html; charset=utf-8"},
-        )
+        response.status_code = status
         return response
-    response.status_code = status
-    return response
+    try:
+        back = request.referrer if request.referrer and request.referrer.startswith(request.host_url) else url_for("dashboard.overview")
+        html = render_template("error.html", title=f"{TITLES.get(status, 'Error')} ({status})", message=message,
+                               back=back, back_label="Back" if back != url_for("dashboard.overview") else "Go to the overview")
+    except Exception:  # a broken template or session must not hide the error itself
+        log.exception("the error page could not be drawn")
+        html = f"<!doctype html><title>{status}</title><h1>{status}</h1><p>{escape(message)}</p>"
+    return html, status, {"Content-Type": "text/html; charset=utf-8"}
 
 
 def init_app(app) -> None:

@@ -3,28 +3,115 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+import json
 import re
+from dataclasses import dataclass, fields
 from decimal import Decimal
 
 from flask import Response, render_template, request, stream_with_context
 
-from ... import clock
-from ...ledger import encode_cursor
+from ... import clock, periods
+from ...errors import BadInput
+from ...ledger import Filters, encode_cursor
 from ..access import require_login
-from ..params import meter, parse_cursor, parse_filters, parse_int
-from . import bp
+from ..params import meter, parse_cursor, parse_filters, parse_int, today
+from ..search import matching_user_ids
+from ..templating import COST_STATES
+from . import bp, model_names
+
+
+STATE_SQL = {  # the Events page's cost states (templating.COST_STATES) as conditions on events
+    "confirmed": "e.cost_source = 'generation' AND e.lookup_state != 'pending'",
+    "reported": "e.cost_source = 'inline' AND e.lookup_state != 'pending'",
+    "estimated": "e.cost_source = 'estimate' AND e.lookup_state != 'pending'",
+    "awaiting": "(e.lookup_state = 'pending' OR e.cost_source = 'pending')",
+    "unpriced": "e.cost_source = 'unpriced' AND e.lookup_state != 'pending'",
+}
+
+
+@dataclass
+class PageFilters(Filters):
+    """The Events page's filters: the API's, plus users found by name or email and a cost state."""
+
+    users: list[str] | None = None
+    state: str | None = None
+    days: tuple[str, str] | None = None  # From and To as local days, when given
+
+    def sql(self):
+        where, params = super().sql()
+        if self.users is not None:
+            where.append("e.user_id IN (SELECT value FROM json_each(:users))")
+            params["users"] = json.dumps(self.users)
+        if self.state is not None:
+            where.append(STATE_SQL[self.state])
+        return where, params
+
+
+def page_filters(args) -> tuple[PageFilters, str | None]:
+    """Filters from the page's form: "who" is a name, email or id (accents and case ignored);
+    From and To are days in the meter's time zone, both included. The period, when it is a whole
+    run of days with no cost state, is also where the daily totals can answer."""
+    base = parse_filters({k: v for k, v in args.items() if k in ("model", "source", "cost_source")})
+    filters = PageFilters(**{f.name: getattr(base, f.name) for f in fields(Filters)})
+    if args.get("from") or args.get("to"):
+        last = periods.parse_date("to", args["to"]) if args.get("to") else max(today(), periods.parse_date("from", args["from"]))
+        first = periods.parse_date("from", args["from"]) if args.get("from") else last - dt.timedelta(days=periods.MAX_DAYS - 1)
+        period = periods.Period(first, last, meter().settings.METER_TIMEZONE)
+        filters.start, filters.end, filters.days = period.start_ms, period.end_ms, period.days
+    who = (args.get("who") or args.get("user") or "").strip()[:200]
+    if who:
+        filters.users = matching_user_ids(meter().db, who)
+    state = args.get("state") or None
+    if state not in (None, *COST_STATES):
+        raise BadInput(f"state must be one of {', '.join(COST_STATES)}")
+    filters.state = state
+    return filters, who
+
+
+def page_totals(filters: PageFilters) -> dict:
+    """Answers, tokens and cost of everything the filter matches (not only the page shown).
+
+    Without a cost state, the daily totals answer (the same sums, kept per local day); with one,
+    the events themselves are summed."""
+    if filters.state is None and filters.cost_source is None:
+        where, params = ["1 = 1"], {}
+        if filters.days is not None:
+            where.append("d.day BETWEEN :first AND :last")
+            params.update(first=filters.days[0], last=filters.days[1])
+        if filters.users is not None:
+            where.append("d.user_id IN (SELECT value FROM json_each(:users))")
+            params["users"] = json.dumps(filters.users)
+        for name in ("model", "source"):
+            if getattr(filters, name) is not None:
+                where.append(f"d.{name} = :{name}")
+                params[name] = getattr(filters, name)
+        return meter().db.query_one(
+            f"""SELECT coalesce(sum(answers), 0) AS answers, coalesce(sum(prompt_tokens), 0) AS prompt,
+                       coalesce(sum(completion_tokens), 0) AS completion, coalesce(sum(cost_nano), 0) AS cost
+                FROM usage_daily d WHERE {" AND ".join(where)}""", params)
+    where, params = filters.sql()
+    return meter().db.query_one(
+        f"""SELECT count(*) AS answers, coalesce(sum(prompt_tokens), 0) AS prompt, coalesce(sum(completion_tokens), 0) AS completion,
+                   coalesce(sum(cost_nano), 0) AS cost FROM events e WHERE {" AND ".join(where)}""", params)
 
 
 @bp.get("/events")
 @require_login
 def events():
-    filters = parse_filters(request.args)
+    filters, who = page_filters(request.args)
     limit = parse_int(request.args, "limit", 50, 1, 500)
     cursor = parse_cursor(request.args, "that page link is not valid")
-    rows, following = meter().ledger.events(filters, limit, cursor)
+    if filters.users == []:
+        rows, following = [], None
+    else:
+        rows, following = meter().ledger.events(filters, limit, cursor)
     kept = {k: v for k, v in request.args.items() if k not in ("cursor",) and v}
-    return render_template("dashboard/events.html", rows=rows, next_cursor=encode_cursor(following), args=kept)
+    models = [r["model"] for r in meter().db.query("SELECT DISTINCT model FROM usage_daily ORDER BY model")]
+    return render_template("dashboard/events.html", rows=rows, next_cursor=encode_cursor(following), args=kept, who=who,
+                           models=models, names=model_names(), states=COST_STATES,
+                           total=page_totals(filters) if filters.users != [] else None)
 
 
 CSV_COLUMNS = ("time_utc", "user_id", "user_email", "user_name", "model", "source", "prompt_tokens", "completion_tokens",
@@ -45,7 +132,7 @@ def csv_safe(value) -> str:
 @require_login
 def events_csv():
     """Every event of the current filter, streamed row by row (constant memory)."""
-    where, params = parse_filters(request.args).sql()
+    where, params = page_filters(request.args)[0].sql()
     sql = f"""SELECT e.*, u.email AS user_email, u.name AS user_name FROM events e JOIN users u ON u.id = e.user_id
               {"WHERE " + " AND ".join(where) if where else ""} ORDER BY e.ts DESC, e.id DESC"""
     db = meter().db
