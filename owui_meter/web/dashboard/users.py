@@ -8,7 +8,7 @@ import json
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ... import budgets
+from ... import budgets, clock, me_links
 from ...erasure import erase_user
 from ...errors import BadInput
 from ...ledger import is_unattributed
@@ -66,6 +66,8 @@ def user_page(user_id, error: dict | None = None, status: int = 200):
     groups = m.db.query("SELECT g.id, g.name FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE gm.user_id = ?", (user_id,))
     standings = for_user(m, user_id)
     line = budget_line(standings)
+    live_links = m.db.query_one("SELECT count(*) AS n FROM me_links WHERE user_id = ? AND revoked IS NULL AND expires > ?",
+                                (user_id, clock.now_ms()))["n"]
     topups = m.db.query("SELECT ts, actor, amount_nano, note FROM balance_entries WHERE user_id = ? ORDER BY ts DESC, id DESC LIMIT 100", (user_id,))
     return render_template(
         "dashboard/user.html", **picker, person=person, models=models, latest=latest, groups=groups, names=names,
@@ -73,7 +75,7 @@ def user_page(user_id, error: dict | None = None, status: int = 200):
         total=totals("user_id = ? AND day BETWEEN ? AND ?", (user_id, *span)),
         chart=cost_chart(*chart_series(period, by_day_and_model(period, "user_id = ?", (user_id,)), names), budget_line=line),
         standings=standings, headline=worst(standings), balance=m.budgets.balance(m.db.query, user_id), topups=topups,
-        balances_on=m.settings.METER_BALANCES_ENABLED, error=error, form=request.form if error else {},
+        balances_on=m.settings.METER_BALANCES_ENABLED, live_links=live_links, error=error, form=request.form if error else {},
     ), status
 
 
@@ -108,6 +110,17 @@ def top_up(user_id):
     if not found:
         abort(404)
     flash("Balance updated.")
+    return redirect(url_for("dashboard.user", user_id=user_id))
+
+
+@bp.post("/users/<user_id>/links/revoke")
+@require_login
+def revoke_links(user_id):
+    """End every link to the user's own page (a link forwarded to someone else, say)."""
+    if meter().db.query_one("SELECT 1 AS x FROM users WHERE id = ?", (user_id,)) is None:
+        abort(404)
+    count = me_links.revoke(meter(), user_id, current_user.username)
+    flash(f"{count} link{'s' if count != 1 else ''} to this user's page revoked; the next answer brings a new one.")
     return redirect(url_for("dashboard.user", user_id=user_id))
 
 
