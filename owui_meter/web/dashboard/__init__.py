@@ -25,13 +25,14 @@ def navigation():
 def picked_period() -> tuple[Period, dict]:
     """The period the page shows, and what the period picker needs to draw itself.
 
-    Dates given mean a custom period: the picker's form always sends From and To, so dates that
-    differ from the named preset's are the dates the admin typed (with or without script)."""
+    Dates given mean a custom period. The picker's form sends From and To with the preset, and
+    ``shown`` with the dates the page showed: dates that differ from those were typed (with or
+    without script), so they win; dates left as shown mean the preset chosen in the select."""
     args = request.args
     name, period = period_from_request()
     if name != "custom" and args.get("from") and args.get("to"):
         typed = (parse_date("from", args["from"]), parse_date("to", args["to"]))
-        if typed != (period.start, period.end):
+        if typed != (period.start, period.end) and args.get("shown") != f"{args['from']}_{args['to']}":
             name, period = "custom", Period(*typed, period.timezone)
     return period, {"periods": PRESETS, "period": name, "start": period.start, "end": period.end,
                     "period_args": period_args(name, period)}

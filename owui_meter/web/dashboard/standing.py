@@ -6,6 +6,7 @@ spend counters, in bulk for every budget at once, and name a state the way the i
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from ... import clock
@@ -121,12 +122,13 @@ class TeamStanding:
                 if everyone is None:
                     everyone = [r["id"] for r in db.query("SELECT id FROM users WHERE id != ?", (UNATTRIBUTED,))]
                 users = [u for u in everyone if u not in own]
-            counts = {"ok": 0, "warning": 0, "blocked": 0}
+            counts = {"over": 0, "near": 0, "blocked": 0}
             fullest = None
             for user_id in users:
                 state = BudgetState(b, counters.get(user_id, 0), start, renews)
                 word = standing(state, reserve)
-                counts[word] += 1
+                counts["blocked"] += word == "blocked"
+                counts["over" if state.percent >= 100 else "near"] += word != "ok"
                 if fullest is None or state.spent > fullest.spent:
                     fullest = state
                 if word != "ok":
@@ -134,7 +136,7 @@ class TeamStanding:
             if b["scope"] == "user":
                 self.rows[b["id"]] = {"state": fullest, "word": "ok" if fullest is None else standing(fullest, reserve), "members": None}
             else:
-                self.rows[b["id"]] = {"state": fullest, "word": "blocked" if counts["blocked"] else "warning" if counts["warning"] else "ok",
+                self.rows[b["id"]] = {"state": fullest, "word": "blocked" if counts["blocked"] else "warning" if counts["over"] + counts["near"] else "ok",
                                       "members": counts | {"total": len(users)}}
 
     def attention(self, db) -> list[Standing]:
@@ -159,6 +161,4 @@ class TeamStanding:
 
 
 def _json(values) -> str:
-    import json
-
     return json.dumps(list(values))
