@@ -163,7 +163,11 @@ def team(tmp_path_factory):
         for user, limit, target in ((JOSE, 12, 12_500_000_000), (ZOE, 10, 8_100_000_000)):
             spent = meter.db.query_one("SELECT coalesce(sum(cost_nano), 0) AS c FROM events WHERE user_id = ? AND ts >= ?",
                                        (user["id"], int(NOW.replace(day=1, hour=0).timestamp() * 1000)))["c"]
-            post(client, "/api/v1/outlet", outlet_body(key=f"top-{user['id']}", user=user, cost=(target - spent) / 1e9, model=MODELS[0]), plugin)
+            for k in range(4):  # spread over the last four days
+                moment[0] = (NOW - dt.timedelta(days=4 - k, hours=1)).timestamp()
+                share = (target - spent) // 4 + ((target - spent) % 4 if k == 3 else 0)
+                post(client, "/api/v1/outlet", outlet_body(key=f"top-{user['id']}-{k}", user=user, cost=share / 1e9, model=MODELS[k]), plugin)
+            moment[0] = (NOW - dt.timedelta(hours=2)).timestamp()
             post(client, "/api/v1/budgets", {"scope": "user", "scope_id": user["id"], "period": "month", "limit_usd": limit}, admin)
         post(client, "/api/v1/budgets", {"scope": "all", "period": "month", "limit_usd": 40, "action": "warn", "group_mode": "per_member"}, admin)
         post(client, f"/api/v1/users/{ZOE['id']}/topups", {"amount_usd": 20, "note": "November allowance"}, admin)
@@ -240,8 +244,8 @@ def test_budgets_page_shows_where_each_budget_stands(team, chromium):
     rows = {r.get_attribute("data-budget"): r.inner_text() for r in page.locator("#budgets tbody tr").all()}
     budgets = {b["scope_id"]: b for b in team.meter.db.query("SELECT * FROM budgets")}
     jose, zoe, everyone = rows[str(budgets[JOSE["id"]]["id"])], rows[str(budgets[ZOE["id"]]["id"])], rows[str(budgets[None]["id"])]
-    assert "José Martínez" in jose and "blocked" in jose and "$12.00" in jose and "1 December" in jose
-    assert "Zoë Müller" in zoe and "warning" in zoe and "81%" in zoe and "$8.10" in zoe
+    assert "José Martínez" in jose and "blocked" in jose and "$12.50\nof $12.00 · 104%" in jose and "1 December" in jose
+    assert "Zoë Müller" in zoe and "warning" in zoe and "$8.10\nof $10.00 · 81%" in zoe
     # everyone else (Ada, Bob, Dmitry) each has 40.00 a month, warn only: count who is near or over
     counts = {"over": 0, "near": 0}
     for user in (ADA, BOB, DMITRY):
@@ -250,7 +254,7 @@ def test_budgets_page_shows_where_each_budget_stands(team, chromium):
             counts["over"] += 1
         elif spent >= 0.8 * 40e9:
             counts["near"] += 1
-    assert f"{counts['over']} over, {counts['near']} near of 3 members" in everyone
+    assert f"{counts['over']} over, {counts['near']} near\nof 3 members" in everyone
     # a budget typed wrong: the error beside the form, the input kept; then fixed and created
     page.select_option("select[name=scope]", "user")
     page.select_option("select[name=scope_id_user]", DMITRY["id"])

@@ -30,6 +30,8 @@ def error_response(status: int, message: str):
         response = jsonify({"error": message, "status": status})
         response.status_code = status
         return response
+    if status == 404 and message == "not found":
+        message = "there is nothing at this address: a mistyped link, or a user or budget that was removed"
     try:
         back = request.referrer if request.referrer and request.referrer.startswith(request.host_url) else url_for("dashboard.overview")
         html = render_template("error.html", title=f"{TITLES.get(status, 'Error')} ({status})", message=message,

@@ -37,6 +37,13 @@ def cost_state(row) -> str:
     return words + " (OpenRouter never confirmed it)" if row["lookup_state"] == "gave_up" else words
 
 
+def usd(nano: int | None, places: int | None = None) -> str:
+    """format_usd, except an amount too small to show at six places reads "< $0.000001", not $0.000000."""
+    if nano is not None and places is None and 0 < abs(nano) < 500:
+        return "< $0.000001" if nano > 0 else "> -$0.000001"
+    return format_usd(nano, places)
+
+
 def init_app(app, timezone: str) -> None:
     zone = zoneinfo.ZoneInfo(timezone)
 
@@ -49,7 +56,7 @@ def init_app(app, timezone: str) -> None:
             value = dt.datetime.fromtimestamp(value / 1000, tz=dt.timezone.utc)
         return value.astimezone(zone).strftime(fmt)
 
-    app.jinja_env.filters["usd"] = format_usd
+    app.jinja_env.filters["usd"] = usd
     app.jinja_env.filters["count"] = human_count
     app.jinja_env.filters["local_time"] = local_time
     app.jinja_env.filters["cost_state"] = cost_state

@@ -9,7 +9,7 @@ from flask import render_template
 
 from ...ledger import UNATTRIBUTED
 from ..access import require_login
-from ..charts import cost_chart, model_label
+from ..charts import cost_chart
 from ..params import meter, today
 from . import bp, by_day_and_model, change, chart_series, model_names, picked_period, previous_period, resolver_banner
 from .standing import TeamStanding
@@ -32,7 +32,7 @@ def overview():
         m["answers"] += r["answers"]
     top_models = sorted(per_model.values(), key=lambda m: (-m["cost"], m["model"]))[:10]
     for m in top_models:
-        m["label"] = model_label(m["model"], names)
+        m["name"] = names.get(m["model"])
     users = db.query(
         """SELECT d.user_id, coalesce(u.name, u.email, d.user_id) AS name, sum(d.cost_nano) AS cost, sum(d.answers) AS answers
            FROM usage_daily d LEFT JOIN users u ON u.id = d.user_id WHERE d.day BETWEEN ? AND ?

@@ -50,6 +50,10 @@ class Standing:
     def badge(self) -> str:
         return badge(self.state, self.word)
 
+    @property
+    def description(self) -> str:
+        return describe(self.state.budget)
+
 
 def worst(standings: list[Standing]) -> Standing | None:
     """The standing to show first: blocked before warning before ok, then the fullest."""
