@@ -131,7 +131,7 @@ def form_error(exc: BadInput, fields: dict[str, str]) -> dict:
     say "limit_usd must be a number like 10 or 10.50"), which becomes "Use a number like 10 or 10.50".
     """
     message = str(exc)
-    field = next((f for f in sorted(fields, key=len, reverse=True) if message.startswith(f + " ") or message.startswith(f + ":")), None)
+    field = next((f for f in fields if any(message.startswith(f + tail) for tail in (" must", " is", ":"))), None)
     text = message[len(field):].lstrip(" :") if field else message
     for plain, friendly in (("must be a number like", "Use a number like"), ("is required", "Required"),
                             ("must be a whole number", "Use a whole number"), ("must be between", "Use an amount between")):

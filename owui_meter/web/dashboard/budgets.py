@@ -41,6 +41,7 @@ def create_budget():
     form = request.form
     body = {"scope": form.get("scope"), "scope_id": form.get(f"scope_id_{form.get('scope')}") or None, "period": form.get("period"),
             "limit_usd": form.get("limit_usd") or None, "action": form.get("action"), "group_mode": form.get("group_mode")}
+    body = {k: v for k, v in body.items() if v is not None}  # a field left out takes the rule's default
     try:
         try:
             body["warn_percent"] = int(form.get("warn_percent") or 80)
