@@ -66,8 +66,14 @@ def cost_chart(days: list[str], series: list[tuple[str, list[int]]], *, label: s
     totals = [sum(values[i] for _, values in series) for i in range(len(days))]
     if not days or not any(totals):
         return Markup(f'<p class="empty-chart" role="img" aria-label="{escape(label)}: nothing">No answers in this period.</p>')
-    parts = [_svg(days, series, totals, label, budget_line, 720, 200, "wide"),
-             _svg(days, series, totals, label, budget_line, 360, 220, "narrow"),
+    about = []  # per day, the same in both drawings: its <g> attributes and <title>
+    for i, day in enumerate(days):
+        detail = "|".join(f"{name}: {format_usd(values[i])}" for name, values in series if values[i])
+        title = f"{day_label(day)}: {format_usd(totals[i])}" + (" · " + detail.replace("|", " · ") if detail else "")
+        about.append(f'class="day" data-day="{escape(day_label(day))}" data-total="{escape(format_usd(totals[i]))}" '
+                     f'data-detail="{escape(detail)}"><title>{escape(title)}</title>')
+    parts = [_svg(days, series, totals, about, label, budget_line, 720, 200, "wide"),
+             _svg(days, series, totals, about, label, budget_line, 360, 220, "narrow"),
              '<ul class="legend">']
     for i, (name, _) in enumerate(series):
         parts.append(f'<li><span class="swatch s{i if name != OTHERS else "x"}"></span>{escape(name)}</li>')
@@ -77,7 +83,7 @@ def cost_chart(days: list[str], series: list[tuple[str, list[int]]], *, label: s
     return Markup("".join(parts))
 
 
-def _svg(days, series, totals, label, budget_line, width, height, kind) -> str:
+def _svg(days, series, totals, about, label, budget_line, width, height, kind) -> str:
     top = max(max(totals), budget_line[0] if budget_line else 0)
     step = nice_step(top)
     ceiling = step * math.ceil(top / step)
@@ -96,11 +102,7 @@ def _svg(days, series, totals, label, budget_line, width, height, kind) -> str:
     every = max(1, math.ceil(len(days) / labels))
     for i, day in enumerate(days):
         x = left + i * slot
-        detail = "|".join(f"{name}: {format_usd(values[i])}" for name, values in series if values[i])
-        title = f"{day_label(day)}: {format_usd(totals[i])}" + (" · " + detail.replace("|", " · ") if detail else "")
-        parts.append(f'<g class="day" data-day="{escape(day_label(day))}" data-total="{escape(format_usd(totals[i]))}" '
-                     f'data-detail="{escape(detail)}"><title>{escape(title)}</title>'
-                     f'<rect class="hit" x="{x:.1f}" y="{top_pad}" width="{slot:.1f}" height="{plot_h}"/>')
+        parts.append(f'<g {about[i]}<rect class="hit" x="{x:.1f}" y="{top_pad}" width="{slot:.1f}" height="{plot_h}"/>')
         base = top_pad + plot_h
         for s, (name, values) in enumerate(series):
             if values[i]:

@@ -62,7 +62,11 @@ def page_filters(args) -> tuple[PageFilters, str | None]:
         filters.start, filters.end, filters.days = period.start_ms, period.end_ms, period.days
     who = (args.get("who") or args.get("user") or "").strip()[:200]
     if who:
-        filters.users = matching_user_ids(meter().db, who)
+        found = matching_user_ids(meter().db, who)
+        if len(found) == 1:
+            filters.user = found[0]  # one person: the per-user index answers
+        else:
+            filters.users = found
     state = args.get("state") or None
     if state not in (None, *COST_STATES):
         raise BadInput(f"state must be one of {', '.join(COST_STATES)}")
@@ -83,6 +87,9 @@ def page_totals(filters: PageFilters) -> dict:
         if filters.users is not None:
             where.append("d.user_id IN (SELECT value FROM json_each(:users))")
             params["users"] = json.dumps(filters.users)
+        if filters.user is not None:
+            where.append("d.user_id = :user")
+            params["user"] = filters.user
         for name in ("model", "source"):
             if getattr(filters, name) is not None:
                 where.append(f"d.{name} = :{name}")

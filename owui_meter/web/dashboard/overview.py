@@ -9,9 +9,9 @@ from flask import render_template
 
 from ...ledger import UNATTRIBUTED
 from ..access import require_login
-from ..charts import cost_chart
+from ..charts import OTHERS, TOP_SERIES, cost_chart, model_label
 from ..params import meter, today
-from . import bp, by_day_and_model, change, chart_series, model_names, picked_period, previous_period, resolver_banner
+from . import bp, change, model_names, picked_period, previous_period, resolver_banner
 from .standing import TeamStanding
 
 
@@ -21,18 +21,34 @@ def overview():
     period, picker = picked_period()
     db = meter().db
     names = model_names()
-    rows = by_day_and_model(period)
-    total = {"cost": 0, "confirmed": 0, "answers": 0, "prompt": 0, "completion": 0}
+    # per model and source: the top models and the Web UI / API split, in one pass. "+model": read
+    # the period's days by primary key; grouping along the model index reads every day there is
     per_model: dict[str, dict] = {}
-    for r in rows:
-        for key in total:
-            total[key] += r[key]
-        m = per_model.setdefault(r["model"], {"model": r["model"], "cost": 0, "answers": 0})
-        m["cost"] += r["cost"]
-        m["answers"] += r["answers"]
-    top_models = sorted(per_model.values(), key=lambda m: (-m["cost"], m["model"]))[:10]
-    for m in top_models:
+    sources: dict[str, dict] = {}
+    for r in db.query("""SELECT model, source, sum(cost_nano) AS cost, sum(answers) AS answers FROM usage_daily
+                         WHERE day BETWEEN ? AND ? GROUP BY +model, source""", period.days):
+        for key, into in ((r["model"], per_model), (r["source"], sources)):
+            entry = into.setdefault(key, {"model": r["model"], "source": r["source"], "cost": 0, "answers": 0})
+            entry["cost"] += r["cost"]
+            entry["answers"] += r["answers"]
+    ranked = sorted(per_model.values(), key=lambda m: (-m["cost"], m["model"]))
+    for m in ranked[:10]:
         m["name"] = names.get(m["model"])
+    # per day: the totals, and the chart's top models (the rest summed as "Other models")
+    drawn = [m["model"] for m in ranked[:TOP_SERIES]]
+    per_day = db.query(
+        f"""SELECT day, sum(cost_nano) AS cost, sum(confirmed_cost_nano) AS confirmed, sum(answers) AS answers,
+                   sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion
+                   {"".join(f", sum(CASE WHEN model = ? THEN cost_nano END) AS m{i}" for i in range(len(drawn)))}
+            FROM usage_daily WHERE day BETWEEN ? AND ? GROUP BY day""",
+        (*drawn, *period.days),
+    )
+    total = {k: sum(r[k] for r in per_day) for k in ("cost", "confirmed", "answers", "prompt", "completion")}
+    days = period.day_list()
+    by_day = {r["day"]: r for r in per_day}
+    series = [(model_label(model, names), [(by_day[d][f"m{i}"] or 0) if d in by_day else 0 for d in days]) for i, model in enumerate(drawn)]
+    if len(ranked) > len(drawn):
+        series.append((OTHERS, [by_day[d]["cost"] - sum(v[j] for _, v in series) if d in by_day else 0 for j, d in enumerate(days)]))
     users = db.query(
         """SELECT d.user_id, coalesce(u.name, u.email, d.user_id) AS name, sum(d.cost_nano) AS cost, sum(d.answers) AS answers
            FROM usage_daily d LEFT JOIN users u ON u.id = d.user_id WHERE d.day BETWEEN ? AND ?
@@ -40,8 +56,6 @@ def overview():
         period.days,
     )
     total["users"] = sum(1 for u in users if u["user_id"] != UNATTRIBUTED)
-    sources = {r["source"]: r for r in db.query(
-        "SELECT source, sum(cost_nano) AS cost, sum(answers) AS answers FROM usage_daily WHERE day BETWEEN ? AND ? GROUP BY source", period.days)}
     before = previous_period(picker["period"], period)
     prev = db.query_one(
         """SELECT coalesce(sum(cost_nano), 0) AS cost, coalesce(sum(answers), 0) AS answers, count(DISTINCT nullif(user_id, ?)) AS users
@@ -56,8 +70,8 @@ def overview():
         forecast = total["cost"] * month_days // elapsed
     team = TeamStanding(meter())
     return render_template(
-        "dashboard/overview.html", **picker, total=total, chart=cost_chart(*chart_series(period, rows, names)),
-        top_users=users[:10], more_users=len(users) > 10, top_models=top_models, more_models=len(per_model) > 10,
+        "dashboard/overview.html", **picker, total=total, chart=cost_chart(days, series),
+        top_users=users[:10], more_users=len(users) > 10, top_models=ranked[:10], more_models=len(ranked) > 10,
         sources=sources, banner=resolver_banner(), before=before, changes=changes, forecast=forecast,
         attention=team.attention(db), balances_out=team.balances_out, any_budget=bool(team.budgets),
     )
