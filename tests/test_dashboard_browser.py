@@ -118,7 +118,7 @@ MODELS = ["openai/gpt-4o-mini", "anthropic/claude-3.5-haiku", "google/gemini-2.0
           "mistralai/mistral-small", "deepseek/deepseek-chat", "qwen/qwen-2.5-72b-instruct"]
 NAMES = {"openai/gpt-4o-mini": "OpenAI: GPT-4o-mini", "anthropic/claude-3.5-haiku": "Anthropic: Claude 3.5 Haiku",
          "google/gemini-2.0-flash": "Google: Gemini 2.0 Flash"}
-SHOTS = os.environ.get("OWUI_METER_SCREENSHOTS")  # a folder to keep the screenshots in (docs/screenshots)
+SHOTS = os.environ.get("OWUI_METER_SCREENSHOTS")  # where to write the README's three (docs/screenshots)
 PAGES = {"overview": "/", "users": "/users", "user": f"/users/{ZOE['id']}", "models": "/models", "events": "/events",
          "budgets": "/budgets", "reports": "/reports", "status": "/status", "not-found": "/users/nobody-here"}
 
@@ -348,9 +348,14 @@ def test_search_ignores_accents_and_case_in_every_script(team, chromium):
     page.click("#event-filters button[type=submit]")
     shown = set(page.locator("#events tbody td:nth-child(2)").all_inner_texts())
     assert shown == {"Zoë Müller"}
-    zoe = ledger(team, "SELECT count(*) AS n, sum(cost_nano) AS c FROM events WHERE user_id = ?", (ZOE["id"],))
+    zoe = ledger(team, "SELECT count(*) AS n, sum(cost_nano) AS c, sum(completion_tokens) AS o FROM events WHERE user_id = ?", (ZOE["id"],))
     totals = page.inner_text("#totals")
     assert f"All {zoe['n']} matching answers" in totals and format_usd(zoe["c"], 2) in totals
+    # everything: the totals of the whole history on request
+    page.goto(team.url + "/events")
+    page.click("#totals a")
+    every = ledger(team, "SELECT count(*) AS n, sum(cost_nano) AS c FROM events")
+    assert page.inner_text("#totals").startswith(f"All {every['n']} matching answers\t{format_usd(every['c'], 2)}")
     assert errors == []
 
 
@@ -459,10 +464,10 @@ def test_audit_log_reads_as_sentences_with_failed_logins(team, chromium):
 
 
 def test_every_page_fits_a_phone_and_a_desktop_light_and_dark(team, chromium, tmp_path):
-    """Screenshots of every page at 1366 and 390 px (kept where OWUI_METER_SCREENSHOTS says); at
-    390 px no page is wider than the screen; dark mode follows the system's preference."""
-    shots = Path(SHOTS) if SHOTS else tmp_path
-    shots.mkdir(parents=True, exist_ok=True)
+    """Screenshots of every page at 1366 and 390 px, light and dark (in the test's folder; the
+    README's overview, user page and statement also where OWUI_METER_SCREENSHOTS says); at 390 px
+    no page is wider than the screen; dark mode follows the system's preference."""
+    shots = tmp_path
     me = re.search(r"https://meter\.example\.com(/me/\S+)", team.app.test_client().post(
         "/api/v1/outlet", json=outlet_body(key="me-link", user=ZOE, cost=0, timestamp=NOW.timestamp() - 3600),
         headers={"Authorization": f"Bearer {API_KEY}"}).get_json()["notice"]).group(1)
@@ -495,3 +500,8 @@ def test_every_page_fits_a_phone_and_a_desktop_light_and_dark(team, chromium, tm
     subprocess.run(["pdftoppm", "-png", "-r", "80", "-singlefile", str(shots / "statement.pdf"), str(shots / "statement")], check=True)
     (shots / "statement.pdf").unlink()
     assert (shots / "statement.png").stat().st_size > 10_000
+    if SHOTS:
+        keep = Path(SHOTS)
+        keep.mkdir(parents=True, exist_ok=True)
+        for name, source in (("overview", "overview-1366"), ("user", "user-1366"), ("statement", "statement")):
+            (keep / f"{name}.png").write_bytes((shots / f"{source}.png").read_bytes())

@@ -97,6 +97,13 @@ def by_day_and_model(period: Period, where: str = "1 = 1", params: tuple = ()) -
     )
 
 
+def model_grouping(period: Period) -> str:
+    """How to GROUP BY model over a period's daily totals. For a long period "+model" (no index)
+    reads the period's days along the primary key: a year of 100,000 answers in 67 ms instead of
+    109 ms along the model index, which is the faster way for a month (2 ms against 6 ms)."""
+    return "+model" if (period.end - period.start).days > 62 else "model"
+
+
 def model_names() -> dict[str, str]:
     """OpenRouter's display names of the models it lists (from the price sync)."""
     return {r["model"]: r["name"] for r in meter().db.query("SELECT model, name FROM prices WHERE source = 'openrouter' AND name IS NOT NULL")}

@@ -60,7 +60,9 @@ def page_filters(args) -> tuple[PageFilters, str | None]:
         first = periods.parse_date("from", args["from"]) if args.get("from") else last - dt.timedelta(days=periods.MAX_DAYS - 1)
         period = periods.Period(first, last, meter().settings.METER_TIMEZONE)
         filters.start, filters.end, filters.days = period.start_ms, period.end_ms, period.days
-    who = (args.get("who") or args.get("user") or "").strip()[:200]
+    if args.get("user"):  # an exact user id (links from other pages, and the API's name for it)
+        filters.user = args["user"]
+    who = (args.get("who") or "").strip()[:200]
     if who:
         found = matching_user_ids(meter().db, who)
         if len(found) == 1:
@@ -114,11 +116,13 @@ def events():
         rows, following = [], None
     else:
         rows, following = meter().ledger.events(filters, limit, cursor)
-    kept = {k: v for k, v in request.args.items() if k not in ("cursor",) and v}
+    kept = {k: v for k, v in request.args.items() if k not in ("cursor", "totals") and v}
     models = [r["model"] for r in meter().db.query("SELECT DISTINCT model FROM usage_daily ORDER BY model")]
+    # the totals of a filter read only what it selects; of everything, the whole history: on request
+    wanted = bool(kept.keys() - {"limit"}) or request.args.get("totals") == "1"
     return render_template("dashboard/events.html", rows=rows, next_cursor=encode_cursor(following), args=kept, who=who,
-                           models=models, names=model_names(), states=COST_STATES,
-                           total=page_totals(filters) if filters.users != [] else None)
+                           models=models, names=model_names(), states=COST_STATES, no_match=filters.users == [],
+                           total=page_totals(filters) if wanted and filters.users != [] else None)
 
 
 CSV_COLUMNS = ("time_utc", "user_id", "user_email", "user_name", "model", "source", "prompt_tokens", "completion_tokens",

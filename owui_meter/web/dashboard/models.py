@@ -13,7 +13,7 @@ from ...errors import BadInput
 from ...openrouter import OpenRouter, OpenRouterError
 from ..access import require_login
 from ..params import meter
-from . import bp, form_error, model_names, picked_period, sort_order
+from . import bp, form_error, model_grouping, model_names, picked_period, sort_order
 
 
 SORTS = {"model": ("model", False), "answers": ("answers", True), "prompt": ("prompt", True), "completion": ("completion", True),
@@ -28,7 +28,7 @@ def models_page(error: dict | None = None, status: int = 200):
     rows = db.query(
         f"""SELECT model, sum(answers) AS answers, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion,
                   sum(cost_nano) AS cost, sum(confirmed_cost_nano) AS confirmed
-           FROM usage_daily WHERE day BETWEEN ? AND ? GROUP BY +model ORDER BY {order}, model""",
+           FROM usage_daily WHERE day BETWEEN ? AND ? GROUP BY {model_grouping(period)} ORDER BY {order}, model""",
         period.days,
     )
     price_rows = [prices.price_json(r) for r in db.query(

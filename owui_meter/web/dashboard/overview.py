@@ -11,7 +11,7 @@ from ...ledger import UNATTRIBUTED
 from ..access import require_login
 from ..charts import OTHERS, TOP_SERIES, cost_chart, model_label
 from ..params import meter, today
-from . import bp, change, model_names, picked_period, previous_period, resolver_banner
+from . import bp, change, model_grouping, model_names, picked_period, previous_period, resolver_banner
 from .standing import TeamStanding
 
 
@@ -21,12 +21,11 @@ def overview():
     period, picker = picked_period()
     db = meter().db
     names = model_names()
-    # per model and source: the top models and the Web UI / API split, in one pass. "+model": read
-    # the period's days by primary key; grouping along the model index reads every day there is
+    # per model and source: the top models and the Web UI / API split, in one pass
     per_model: dict[str, dict] = {}
     sources: dict[str, dict] = {}
-    for r in db.query("""SELECT model, source, sum(cost_nano) AS cost, sum(answers) AS answers FROM usage_daily
-                         WHERE day BETWEEN ? AND ? GROUP BY +model, source""", period.days):
+    for r in db.query(f"""SELECT model, source, sum(cost_nano) AS cost, sum(answers) AS answers FROM usage_daily
+                          WHERE day BETWEEN ? AND ? GROUP BY {model_grouping(period)}, source""", period.days):
         for key, into in ((r["model"], per_model), (r["source"], sources)):
             entry = into.setdefault(key, {"model": r["model"], "source": r["source"], "cost": 0, "answers": 0})
             entry["cost"] += r["cost"]
