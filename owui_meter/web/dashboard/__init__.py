@@ -4,6 +4,7 @@ budgets, reports, status. They share this blueprint and the helpers below."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from flask import Blueprint, request
 
@@ -104,9 +105,12 @@ def model_grouping(period: Period) -> str:
     return "+model" if (period.end - period.start).days > 62 else "model"
 
 
-def model_names() -> dict[str, str]:
-    """OpenRouter's display names of the models it lists (from the price sync)."""
-    return {r["model"]: r["name"] for r in meter().db.query("SELECT model, name FROM prices WHERE source = 'openrouter' AND name IS NOT NULL")}
+def model_names(models=None) -> dict[str, str]:
+    """OpenRouter's display names of the models it lists (from the price sync): of ``models``, or all."""
+    sql = "SELECT model, name FROM prices WHERE source = 'openrouter' AND name IS NOT NULL"
+    if models is None:
+        return {r["model"]: r["name"] for r in meter().db.query(sql)}
+    return {r["model"]: r["name"] for r in meter().db.query(sql + " AND model IN (SELECT value FROM json_each(?))", (json.dumps(list(models)),))}
 
 
 def chart_series(period: Period, rows: list[dict], names: dict) -> tuple[list[str], list]:

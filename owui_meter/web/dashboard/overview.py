@@ -20,7 +20,6 @@ from .standing import TeamStanding
 def overview():
     period, picker = picked_period()
     db = meter().db
-    names = model_names()
     # per model and source: the top models and the Web UI / API split, in one pass
     per_model: dict[str, dict] = {}
     sources: dict[str, dict] = {}
@@ -31,6 +30,7 @@ def overview():
             entry["cost"] += r["cost"]
             entry["answers"] += r["answers"]
     ranked = sorted(per_model.values(), key=lambda m: (-m["cost"], m["model"]))
+    names = model_names([m["model"] for m in ranked[:10]])
     for m in ranked[:10]:
         m["name"] = names.get(m["model"])
     # per day: the totals, and the chart's top models (the rest summed as "Other models")

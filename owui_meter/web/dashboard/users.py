@@ -56,12 +56,12 @@ def user_page(user_id, error: dict | None = None, status: int = 200):
     if person is None:
         abort(404)
     span = period.days
-    names = model_names()
     models = m.db.query(
         """SELECT model, sum(answers) AS answers, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion, sum(cost_nano) AS cost
            FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY model ORDER BY cost DESC""",
         (user_id, *period.days),
     )
+    names = model_names([r["model"] for r in models])
     latest = m.db.query("SELECT * FROM events WHERE user_id = ? ORDER BY ts DESC, id DESC LIMIT 25", (user_id,))
     groups = m.db.query("SELECT g.id, g.name FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE gm.user_id = ?", (user_id,))
     standings = for_user(m, user_id)
