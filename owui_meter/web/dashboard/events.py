@@ -79,27 +79,31 @@ def page_filters(args) -> tuple[PageFilters, str | None]:
 def page_totals(filters: PageFilters) -> dict:
     """Answers, tokens and cost of everything the filter matches (not only the page shown).
 
-    Without a cost state, the daily totals answer (the same sums, kept per local day); with one,
-    the events themselves are summed."""
+    Without a cost state the daily totals answer, from the smallest table that can: the day ×
+    source rollup for days and source, day × model for a model, day × user for people, else the
+    day × user × model × source rows. With a cost state the events themselves are summed."""
     if filters.state is None and filters.cost_source is None:
+        who = filters.users is not None or filters.user is not None
+        table = ("usage_daily" if sum((who, filters.model is not None, filters.source is not None)) > 1
+                 else "usage_day_user" if who else "usage_day_model" if filters.model is not None else "usage_day_source")
         where, params = ["1 = 1"], {}
         if filters.days is not None:
-            where.append("d.day BETWEEN :first AND :last")
+            where.append("day BETWEEN :first AND :last")
             params.update(first=filters.days[0], last=filters.days[1])
         if filters.users is not None:
-            where.append("d.user_id IN (SELECT value FROM json_each(:users))")
+            where.append("user_id IN (SELECT value FROM json_each(:users))")
             params["users"] = json.dumps(filters.users)
         if filters.user is not None:
-            where.append("d.user_id = :user")
+            where.append("user_id = :user")
             params["user"] = filters.user
         for name in ("model", "source"):
             if getattr(filters, name) is not None:
-                where.append(f"d.{name} = :{name}")
+                where.append(f"{name} = :{name}")
                 params[name] = getattr(filters, name)
         return meter().db.query_one(
             f"""SELECT coalesce(sum(answers), 0) AS answers, coalesce(sum(prompt_tokens), 0) AS prompt,
                        coalesce(sum(completion_tokens), 0) AS completion, coalesce(sum(cost_nano), 0) AS cost
-                FROM usage_daily d WHERE {" AND ".join(where)}""", params)
+                FROM {table} WHERE {" AND ".join(where)}""", params)
     where, params = filters.sql()
     return meter().db.query_one(
         f"""SELECT count(*) AS answers, coalesce(sum(prompt_tokens), 0) AS prompt, coalesce(sum(completion_tokens), 0) AS completion,
@@ -116,13 +120,11 @@ def events():
         rows, following = [], None
     else:
         rows, following = meter().ledger.events(filters, limit, cursor)
-    kept = {k: v for k, v in request.args.items() if k not in ("cursor", "totals") and v}
-    models = [r["model"] for r in meter().db.query("SELECT DISTINCT model FROM usage_daily ORDER BY model")]
-    # the totals of a filter read only what it selects; of everything, the whole history: on request
-    wanted = bool(kept.keys() - {"limit"}) or request.args.get("totals") == "1"
+    kept = {k: v for k, v in request.args.items() if k not in ("cursor",) and v}
+    models = [r["model"] for r in meter().db.query("SELECT DISTINCT model FROM usage_day_model ORDER BY model")]
     return render_template("dashboard/events.html", rows=rows, next_cursor=encode_cursor(following), args=kept, who=who,
-                           models=models, names=model_names(), states=COST_STATES, no_match=filters.users == [],
-                           total=page_totals(filters) if wanted and filters.users != [] else None)
+                           models=models, names=model_names(models), states=COST_STATES, no_match=filters.users == [],
+                           total=page_totals(filters) if filters.users != [] else None)
 
 
 CSV_COLUMNS = ("time_utc", "user_id", "user_email", "user_name", "model", "source", "prompt_tokens", "completion_tokens",

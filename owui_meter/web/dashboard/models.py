@@ -13,7 +13,7 @@ from ...errors import BadInput
 from ...openrouter import OpenRouter, OpenRouterError
 from ..access import require_login
 from ..params import meter
-from . import bp, form_error, model_grouping, model_names, picked_period, sort_order
+from . import bp, form_error, model_names, picked_period, sort_order
 
 
 SORTS = {"model": ("model", False), "answers": ("answers", True), "prompt": ("prompt", True), "completion": ("completion", True),
@@ -28,11 +28,11 @@ def models_page(error: dict | None = None, status: int = 200):
     rows = db.query(
         f"""SELECT model, sum(answers) AS answers, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion,
                   sum(cost_nano) AS cost, sum(confirmed_cost_nano) AS confirmed
-           FROM usage_daily WHERE day BETWEEN ? AND ? GROUP BY {model_grouping(period)} ORDER BY {order}, model""",
+           FROM usage_day_model WHERE day BETWEEN ? AND ? GROUP BY model ORDER BY {order}, model""",
         period.days,
     )
     price_rows = [prices.price_json(r) for r in db.query(
-        "SELECT * FROM prices WHERE source = 'admin' OR model IN (SELECT DISTINCT model FROM usage_daily) ORDER BY model, source")]
+        "SELECT * FROM prices WHERE source = 'admin' OR model IN (SELECT DISTINCT model FROM usage_day_model) ORDER BY model, source")]
     return render_template("dashboard/models.html", **picker, rows=rows, prices=price_rows, names=model_names(), sort=sort, direction=direction,
                            tested=getattr(current_app, "model_test_results", None), error=error, form=request.form if error else {}), status
 
@@ -65,7 +65,7 @@ def test_models():
     if not s.OPENROUTER_API_KEY:
         raise BadInput("set OPENROUTER_API_KEY to test models")
     client = OpenRouter.from_settings(s)
-    used = [r["model"] for r in meter().db.query("SELECT DISTINCT model FROM usage_daily ORDER BY model")]
+    used = [r["model"] for r in meter().db.query("SELECT DISTINCT model FROM usage_day_model ORDER BY model")]
     known = {r["model"] for r in meter().db.query("SELECT model FROM prices WHERE source = 'openrouter'")}
     names = [m for m in used if m in known][:50]  # a workspace model or another provider's is not OpenRouter's to test
 

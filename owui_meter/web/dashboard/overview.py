@@ -11,7 +11,7 @@ from ...ledger import UNATTRIBUTED
 from ..access import require_login
 from ..charts import OTHERS, TOP_SERIES, cost_chart, model_label
 from ..params import meter, today
-from . import bp, change, model_grouping, model_names, picked_period, previous_period, resolver_banner
+from . import bp, change, model_names, picked_period, previous_period, resolver_banner
 from .standing import TeamStanding
 
 
@@ -20,15 +20,12 @@ from .standing import TeamStanding
 def overview():
     period, picker = picked_period()
     db = meter().db
-    # per model and source: the top models and the Web UI / API split, in one pass
-    per_model: dict[str, dict] = {}
-    sources: dict[str, dict] = {}
-    for r in db.query(f"""SELECT model, source, sum(cost_nano) AS cost, sum(answers) AS answers FROM usage_daily
-                          WHERE day BETWEEN ? AND ? GROUP BY {model_grouping(period)}, source""", period.days):
-        for key, into in ((r["model"], per_model), (r["source"], sources)):
-            entry = into.setdefault(key, {"model": r["model"], "source": r["source"], "cost": 0, "answers": 0})
-            entry["cost"] += r["cost"]
-            entry["answers"] += r["answers"]
+    per_model = {r["model"]: r for r in db.query(
+        "SELECT model, sum(cost_nano) AS cost, sum(answers) AS answers FROM usage_day_model WHERE day BETWEEN ? AND ? GROUP BY model",
+        period.days)}
+    sources = {r["source"]: r for r in db.query(
+        "SELECT source, sum(cost_nano) AS cost, sum(answers) AS answers FROM usage_day_source WHERE day BETWEEN ? AND ? GROUP BY source",
+        period.days)}
     ranked = sorted(per_model.values(), key=lambda m: (-m["cost"], m["model"]))
     names = model_names([m["model"] for m in ranked[:10]])
     for m in ranked[:10]:
@@ -39,7 +36,7 @@ def overview():
         f"""SELECT day, sum(cost_nano) AS cost, sum(confirmed_cost_nano) AS confirmed, sum(answers) AS answers,
                    sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion
                    {"".join(f", sum(CASE WHEN model = ? THEN cost_nano END) AS m{i}" for i in range(len(drawn)))}
-            FROM usage_daily WHERE day BETWEEN ? AND ? GROUP BY day""",
+            FROM usage_day_model WHERE day BETWEEN ? AND ? GROUP BY day""",
         (*drawn, *period.days),
     )
     total = {k: sum(r[k] for r in per_day) for k in ("cost", "confirmed", "answers", "prompt", "completion")}
@@ -49,16 +46,17 @@ def overview():
     if len(ranked) > len(drawn):
         series.append((OTHERS, [by_day[d]["cost"] - sum(v[j] for _, v in series) if d in by_day else 0 for j, d in enumerate(days)]))
     users = db.query(
-        """SELECT d.user_id, coalesce(u.name, u.email, d.user_id) AS name, sum(d.cost_nano) AS cost, sum(d.answers) AS answers
-           FROM usage_daily d LEFT JOIN users u ON u.id = d.user_id WHERE d.day BETWEEN ? AND ?
-           GROUP BY d.user_id ORDER BY cost DESC""",
+        """SELECT d.user_id, coalesce(u.name, u.email, d.user_id) AS name, d.cost, d.answers
+           FROM (SELECT user_id, sum(cost_nano) AS cost, sum(answers) AS answers FROM usage_day_user
+                 WHERE day BETWEEN ? AND ? GROUP BY user_id) d
+           LEFT JOIN users u ON u.id = d.user_id ORDER BY d.cost DESC, d.user_id""",
         period.days,
     )
     total["users"] = sum(1 for u in users if u["user_id"] != UNATTRIBUTED)
     before = previous_period(picker["period"], period)
     prev = db.query_one(
         """SELECT coalesce(sum(cost_nano), 0) AS cost, coalesce(sum(answers), 0) AS answers, count(DISTINCT nullif(user_id, ?)) AS users
-           FROM usage_daily WHERE day BETWEEN ? AND ?""",
+           FROM usage_day_user WHERE day BETWEEN ? AND ?""",
         (UNATTRIBUTED, *before.days),
     )
     changes = {k: change(total[k], prev[k]) for k in ("cost", "answers", "users")}

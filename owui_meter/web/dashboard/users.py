@@ -41,7 +41,7 @@ def users():
     rows = db.query(
         f"""SELECT u.id, u.name, u.email, u.role, (SELECT max(e.ts) FROM events e WHERE e.user_id = u.id) AS last_answer,
                    coalesce(sum(d.cost_nano), 0) AS cost, coalesce(sum(d.answers), 0) AS answers
-            FROM users u LEFT JOIN usage_daily d ON d.user_id = u.id AND d.day BETWEEN ? AND ?
+            FROM users u LEFT JOIN usage_day_user d ON d.user_id = u.id AND d.day BETWEEN ? AND ?
             WHERE ? OR u.id IN (SELECT value FROM json_each(?))
             GROUP BY u.id ORDER BY {order}, u.id LIMIT 500""",
         (*period.days, ids is None, json.dumps(ids or [])),
@@ -55,7 +55,6 @@ def user_page(user_id, error: dict | None = None, status: int = 200):
     person = m.db.query_one("SELECT * FROM users WHERE id = ?", (user_id,))
     if person is None:
         abort(404)
-    span = period.days
     models = m.db.query(
         """SELECT model, sum(answers) AS answers, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion, sum(cost_nano) AS cost
            FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY model ORDER BY cost DESC""",
@@ -72,8 +71,8 @@ def user_page(user_id, error: dict | None = None, status: int = 200):
     return render_template(
         "dashboard/user.html", **picker, person=person, models=models, latest=latest, groups=groups, names=names,
         person_is_user=not is_unattributed(user_id),
-        total=totals("user_id = ? AND day BETWEEN ? AND ?", (user_id, *span)),
-        chart=cost_chart(*chart_series(period, by_day_and_model(period, "user_id = ?", (user_id,)), names), budget_line=line),
+        total=totals(period, user_id),
+        chart=cost_chart(*chart_series(period, by_day_and_model(period, user_id), names), budget_line=line),
         standings=standings, headline=worst(standings), balance=m.budgets.balance(m.db.query, user_id), topups=topups,
         balances_on=m.settings.METER_BALANCES_ENABLED, live_links=live_links, error=error, form=request.form if error else {},
     ), status
