@@ -414,6 +414,13 @@ def test_trends_compare_with_the_previous_period_and_forecast(team, chromium):
     assert ticks[0] == "$0" and all(re.fullmatch(r"\$\d+(\.\d0?)?|\$0\.\d{1,2}", t) for t in ticks), ticks
     page.goto(team.url + "/?period=custom&from=2025-01-01&to=2025-01-31")
     assert page.inner_text("#cost-chart") == "No answers in this period."
+    # a long period: a bar per week (Monday on), the same money
+    page.goto(team.url + "/?period=custom&from=2026-08-01&to=2026-11-20")
+    assert page.locator("h2", has_text="Cost per week").count() == 1
+    weeks = page.locator("#cost-chart svg.wide g.day")
+    assert weeks.count() == 17 and weeks.first.get_attribute("data-day") == "week of 1 Aug"
+    drawn = sum(int(v) for v in page.eval_on_selector_all("#cost-chart svg.wide rect.bar", "rs => rs.map(r => r.dataset.value)"))
+    assert drawn == ledger(team, "SELECT sum(cost_nano) AS c FROM usage_daily WHERE day BETWEEN '2026-08-01' AND '2026-11-20'")["c"]
     assert errors == []
 
 

@@ -15,6 +15,32 @@ from markupsafe import Markup, escape
 from ..money import NANO, format_usd
 
 TOP_SERIES = 5  # models drawn in their own colour; the rest are "Other models"
+WEEKLY_AFTER_DAYS = 92  # a longer period is drawn a bar per week: 366 one-pixel bars say nothing
+
+
+def unit(days: list[str]) -> str:
+    """'day' or 'week': what one bar of the chart of these days stands for."""
+    return "week" if len(days) > WEEKLY_AFTER_DAYS else "day"
+
+
+def by_week(days: list[str], series: list[tuple[str, list[int]]]) -> tuple[list[str], list[tuple[str, list[int]]]]:
+    """The days' values summed per week (from Monday); each week named by its first day in the period."""
+    slots: dict[dt.date, int] = {}
+    starts = []
+    for day in days:
+        d = dt.date.fromisoformat(day)
+        monday = d - dt.timedelta(days=d.weekday())
+        if monday not in slots:
+            slots[monday] = len(starts)
+            starts.append(day)
+    weekly = []
+    for name, values in series:
+        sums = [0] * len(starts)
+        for day, value in zip(days, values):
+            d = dt.date.fromisoformat(day)
+            sums[slots[d - dt.timedelta(days=d.weekday())]] += value
+        weekly.append((name, sums))
+    return starts, weekly
 OTHERS = "Other models"
 
 
@@ -62,15 +88,20 @@ def model_label(model: str, names: dict | None) -> str:
 
 def cost_chart(days: list[str], series: list[tuple[str, list[int]]], *, label: str = "Cost per day",
                budget_line: tuple[int, str] | None = None) -> Markup:
-    """Stacked bars per day with a legend; a dashed line at ``budget_line`` (nano-USD, caption)."""
+    """Stacked bars per day (per week for a long period) with a legend; a dashed line at
+    ``budget_line`` (nano-USD a day, caption)."""
+    weekly = unit(days) == "week"
+    if weekly:
+        days, series = by_week(days, series)
+        budget_line = (budget_line[0] * 7, budget_line[1] + " × 7") if budget_line else None
     totals = [sum(values[i] for _, values in series) for i in range(len(days))]
     if not days or not any(totals):
         return Markup(f'<p class="empty-chart" role="img" aria-label="{escape(label)}: nothing">No answers in this period.</p>')
     about = []  # per day, the same in both drawings: its <g> attributes and <title>
     for i, day in enumerate(days):
         detail = "|".join(f"{name}: {format_usd(values[i])}" for name, values in series if values[i])
-        title = f"{day_label(day)}: {format_usd(totals[i])}" + (" · " + detail.replace("|", " · ") if detail else "")
-        about.append(f'class="day" data-day="{escape(day_label(day))}" data-total="{escape(format_usd(totals[i]))}" '
+        title = f"{'week of ' if weekly else ''}{day_label(day)}: {format_usd(totals[i])}" + (" · " + detail.replace("|", " · ") if detail else "")
+        about.append(f'class="day" data-day="{"week of " if weekly else ""}{escape(day_label(day))}" data-total="{escape(format_usd(totals[i]))}" '
                      f'data-detail="{escape(detail)}"><title>{escape(title)}</title>')
     parts = [_svg(days, series, totals, about, label, budget_line, 720, 200, "wide"),
              _svg(days, series, totals, about, label, budget_line, 360, 220, "narrow"),

@@ -9,7 +9,7 @@ from flask import render_template
 
 from ...ledger import UNATTRIBUTED
 from ..access import require_login
-from ..charts import OTHERS, TOP_SERIES, cost_chart, model_label
+from ..charts import OTHERS, TOP_SERIES, cost_chart, model_label, unit
 from ..params import meter, today
 from . import bp, change, model_names, picked_period, previous_period, resolver_banner
 from .standing import TeamStanding
@@ -67,7 +67,7 @@ def overview():
         forecast = total["cost"] * month_days // elapsed
     team = TeamStanding(meter())
     return render_template(
-        "dashboard/overview.html", **picker, total=total, chart=cost_chart(days, series),
+        "dashboard/overview.html", **picker, total=total, chart=cost_chart(days, series), chart_unit=unit(days),
         top_users=users[:10], more_users=len(users) > 10, top_models=ranked[:10], more_models=len(ranked) > 10,
         sources=sources, banner=resolver_banner(), before=before, changes=changes, forecast=forecast,
         attention=team.attention(db), balances_out=team.balances_out, any_budget=bool(team.budgets),

@@ -15,7 +15,7 @@ from ...ledger import is_unattributed
 from ...budgets import PERIOD_WORDS
 from ...money import MAX_INPUT_USD, format_usd, parse_usd_nano
 from ..access import require_login
-from ..charts import cost_chart
+from ..charts import cost_chart, unit
 from ..params import meter
 from ..search import matching_user_ids
 from . import bp, by_day_and_model, chart_series, form_error, model_names, picked_period, sort_order, totals
@@ -72,7 +72,7 @@ def user_page(user_id, error: dict | None = None, status: int = 200):
         "dashboard/user.html", **picker, person=person, models=models, latest=latest, groups=groups, names=names,
         person_is_user=not is_unattributed(user_id),
         total=totals(period, user_id),
-        chart=cost_chart(*chart_series(period, by_day_and_model(period, user_id), names), budget_line=line),
+        chart=cost_chart(*chart_series(period, by_day_and_model(period, user_id), names), budget_line=line), chart_unit=unit(period.day_list()),
         standings=standings, headline=worst(standings), balance=m.budgets.balance(m.db.query, user_id), topups=topups,
         balances_on=m.settings.METER_BALANCES_ENABLED, live_links=live_links, error=error, form=request.form if error else {},
     ), status
