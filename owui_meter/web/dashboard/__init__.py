@@ -90,9 +90,10 @@ def totals(period: Period, user_id: str | None = None) -> dict:
 
 
 def by_day_and_model(period: Period, user_id: str) -> list[dict]:
-    """One user's cost per day and model (the user's rows of usage_daily, along its user index)."""
+    """One user's answers, tokens and cost per day and model (along usage_daily's user index)."""
     return meter().db.query(
-        """SELECT day, model, sum(cost_nano) AS cost FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY day, model""",
+        """SELECT day, model, sum(answers) AS answers, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion,
+                  sum(cost_nano) AS cost FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY day, model""",
         (user_id, *period.days),
     )
 
