@@ -445,7 +445,7 @@ def test_error_pages_keep_the_navigation(team, chromium):
     assert response.status == 404
     assert page.inner_text("h1") == "Page not found (404)" and page.locator("nav a", has_text="Overview").count() == 1
     response = page.goto(team.url + "/events?from=yesterday")
-    assert response.status == 400 and page.inner_text("main p") == "From must be a date like 2026-11-01"
+    assert response.status == 400 and page.inner_text("main p") == "from must be a date like 2026-11-01"
     assert page.locator("nav a", has_text="Events").count() == 1
 
 

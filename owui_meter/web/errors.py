@@ -30,6 +30,8 @@ def error_response(status: int, message: str):
         response = jsonify({"error": message, "status": status})
         response.status_code = status
         return response
+    if request.path in ("/metrics", "/healthcheck"):  # probes read text, not pages
+        return message + "\n", status, {"Content-Type": "text/plain; charset=utf-8"}
     if status == 404 and message == "not found":
         message = "there is nothing at this address: a mistyped link, or a user or budget that was removed"
     try:
