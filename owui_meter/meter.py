@@ -21,7 +21,8 @@ from .backup import DailyBackups
 from .budgets import Budgets
 from .costs import Resolver
 from .db import Database, get_meta, set_meta
-from .ledger import Ledger
+from .errors import CannotStart
+from .ledger import BYOK_COST_KEY, Ledger
 from .me_links import link_for
 from .notices import outlet_notice
 from .owui_sync import OpenWebUISync

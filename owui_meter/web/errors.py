@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from flask import jsonify, render_template, request, url_for
+import apsw
+from flask import jsonify, make_response, render_template, request, url_for
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
 from ..errors import BadInput, Unauthorized
 
 log = logging.getLogger("owui_meter")
+
+DISK_FULL_RETRY_SECONDS = 30
 
 DISK_FULL_RETRY_SECONDS = 30
 
@@ -31,7 +34,7 @@ def error_response(status: int, message: str):
         response.status_code = status
         return response
     if request.path in ("/metrics", "/healthcheck"):  # probes read text, not pages
-        return message + "\n", status, {"Content-Type": "text/plain; charset=utf-8"}
+        return make_response((message + "\n", status, {"Content-Type": "text/plain; charset=utf-8"}))
     if status == 404 and message == "not found":
         message = "there is nothing at this address: a mistyped link, or a user or budget that was removed"
     try:
@@ -41,7 +44,7 @@ def error_response(status: int, message: str):
     except Exception:  # a broken template or session must not hide the error itself
         log.exception("the error page could not be drawn")
         html = f"<!doctype html><title>{status}</title><h1>{status}</h1><p>{escape(message)}</p>"
-    return html, status, {"Content-Type": "text/html; charset=utf-8"}
+    return make_response((html, status, {"Content-Type": "text/html; charset=utf-8"}))
 
 
 def init_app(app) -> None:

@@ -31,6 +31,17 @@ def models_page(error: dict | None = None, status: int = 200):
            FROM usage_day_model WHERE day BETWEEN ? AND ? GROUP BY model ORDER BY {order}, model""",
         period.days,
     )
+    # BYOK provider charges and cache savings: only the rows that have any (a partial index)
+    split = {r["model"]: r for r in db.query(
+        """SELECT model, sum(provider_cost_nano) AS provider, sum(cache_discount_nano) AS cache_saved FROM usage_daily
+           WHERE (provider_cost_nano != 0 OR cache_discount_nano != 0) AND day BETWEEN ? AND ? GROUP BY model""",
+        period.days,
+    )}
+    for row in rows:
+        extra = split.get(row["model"], {"provider": 0, "cache_saved": 0})
+        row["provider"], row["cache_saved"] = extra["provider"], extra["cache_saved"]
+        # both parts rounded to the cent (half even, as shown), so they add up to the shown cost
+        row["fee"] = round(row["cost"], -7) - round(row["provider"], -7)
     price_rows = [prices.price_json(r) for r in db.query(
         "SELECT * FROM prices WHERE source = 'admin' OR model IN (SELECT DISTINCT model FROM usage_day_model) ORDER BY model, source")]
     return render_template("dashboard/models.html", **picker, rows=rows, prices=price_rows, names=model_names(), sort=sort, direction=direction,
