@@ -136,7 +136,8 @@ def team(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         moment = [NOW.timestamp()]
         mp.setattr(clock, "time_fn", lambda: moment[0])
-        app = create_app(make_settings(data_dir, METER_BALANCES_ENABLED="true", METER_PUBLIC_URL="https://meter.example.com"))
+        app = create_app(make_settings(data_dir, METER_BALANCES_ENABLED="true", METER_INITIAL_BALANCE="50",
+                                         METER_PUBLIC_URL="https://meter.example.com"))
         meter = app.config["METER"]
         client = app.test_client()
         plugin = {"Authorization": f"Bearer {API_KEY}"}
@@ -287,7 +288,10 @@ def test_user_page_badge_topups_and_inline_errors(team, chromium):
     assert page.inner_text("#budget-badge") == "81% of monthly budget used"
     assert page.locator("#user-budgets progress.warning").count() == 1
     topups = page.locator("#topups tbody tr").all_inner_texts()
-    assert len(topups) == 1 and "tester" in topups[0] and "$20.00" in topups[0] and "November allowance" in topups[0]
+    entries = team.meter.db.query("SELECT actor, amount_nano, note FROM balance_entries WHERE user_id = ? ORDER BY ts DESC, id DESC", (ZOE["id"],))
+    assert len(topups) == len(entries) == 2  # the initial balance, then the top-up
+    assert "tester" in topups[0] and "$20.00" in topups[0] and "November allowance" in topups[0]
+    assert entries[1]["amount_nano"] == 50_000_000_000 and "$50.00" in topups[1]
     balance = team.meter.budgets.balance(team.meter.db.query, ZOE["id"])
     assert page.inner_text("#balance") == format_usd(balance, 2)
     page.fill("#topup input[name=amount_usd]", "12,50")

@@ -96,7 +96,7 @@ def test_a_bad_price_is_explained_beside_the_form(admin, meter, fields, message)
     ("/events?state=maybe", "state must be one of confirmed, reported, estimated, awaiting, unpriced"),
     ("/events?from=yesterday", "from must be a date like 2026-11-01"),
     ("/events?from=2026-11-05&to=2026-11-01", "from must not be after to"),
-    ("/events?source=fax", "source must be one of ui, api"),
+    ("/events?source=fax", "source must be one of ui, api, task"),
     ("/?period=month&from=2026-11-01&to=2026-13-01", "to must be a date like 2026-11-01"),
     ("/users?period=custom&from=2026-11-01", "custom periods need from and to dates (YYYY-MM-DD)"),
 ])
