@@ -67,20 +67,6 @@ def day_label(day: str) -> str:
     return f"{d.day} {d:%b}"
 
 
-def stack(rows, days: list[str], names: dict | None = None, top: int = TOP_SERIES) -> list[tuple[str, list[int]]]:
-    """Rows of (day, model, cost) -> [(series name, cost per day)], the top models by cost first,
-    the rest summed as "Other models"."""
-    per_model: dict[str, dict[str, int]] = {}
-    for r in rows:
-        per_model.setdefault(r["model"], {})
-        per_model[r["model"]][r["day"]] = per_model[r["model"]].get(r["day"], 0) + r["cost"]
-    ranked = sorted(per_model, key=lambda m: (-sum(per_model[m].values()), m))
-    series = [(model_label(m, names), [per_model[m].get(d, 0) for d in days]) for m in ranked[:top]]
-    if len(ranked) > top:
-        series.append((OTHERS, [sum(per_model[m].get(d, 0) for m in ranked[top:]) for d in days]))
-    return series
-
-
 def model_label(model: str, names: dict | None) -> str:
     name = (names or {}).get(model)
     return f"{name} ({model})" if name and name != model else model

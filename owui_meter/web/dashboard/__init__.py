@@ -12,7 +12,7 @@ from ... import __version__
 from ...errors import BadInput
 from ...ledger import UNATTRIBUTED
 from ...periods import PRESETS, Period, next_month, parse_date
-from ..charts import stack
+from ..charts import OTHERS, TOP_SERIES, model_label
 from ..params import meter, period_from_request
 
 bp = Blueprint("dashboard", __name__)
@@ -89,13 +89,21 @@ def totals(period: Period, user_id: str | None = None) -> dict:
     return row
 
 
-def by_day_and_model(period: Period, user_id: str) -> list[dict]:
-    """One user's answers, tokens and cost per day and model (along usage_daily's user index)."""
-    return meter().db.query(
-        """SELECT day, model, sum(answers) AS answers, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion,
-                  sum(cost_nano) AS cost FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY day, model""",
-        (user_id, *period.days),
+def stacked_by_day(period: Period, ranked: list[str], names: dict, user_id: str) -> tuple[list[str], list]:
+    """One user's cost per day, the top models (``ranked`` by cost) each a series, the rest as
+    "Other models": one pass over the user's rows of usage_daily, along its user index."""
+    drawn = ranked[:TOP_SERIES]
+    rows = meter().db.query(
+        f"""SELECT day, sum(cost_nano) AS cost {"".join(f", sum(CASE WHEN model = ? THEN cost_nano END) AS m{i}" for i in range(len(drawn)))}
+            FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY day""",
+        (*drawn, user_id, *period.days),
     )
+    days = period.day_list()
+    by_day = {r["day"]: r for r in rows}
+    series = [(model_label(model, names), [(by_day[d][f"m{i}"] or 0) if d in by_day else 0 for d in days]) for i, model in enumerate(drawn)]
+    if len(ranked) > len(drawn):
+        series.append((OTHERS, [by_day[d]["cost"] - sum(v[j] for _, v in series) if d in by_day else 0 for j, d in enumerate(days)]))
+    return days, series
 
 
 def model_names(wanted=None) -> dict[str, str]:
@@ -104,11 +112,6 @@ def model_names(wanted=None) -> dict[str, str]:
     if wanted is None:
         return {r["model"]: r["name"] for r in meter().db.query(sql)}
     return {r["model"]: r["name"] for r in meter().db.query(sql + " AND model IN (SELECT value FROM json_each(?))", (json.dumps(list(wanted)),))}
-
-
-def chart_series(period: Period, rows: list[dict], names: dict) -> tuple[list[str], list]:
-    days = period.day_list()
-    return days, stack(rows, days, names)
 
 
 def resolver_banner() -> str | None:

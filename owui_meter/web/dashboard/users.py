@@ -18,7 +18,7 @@ from ..access import require_login
 from ..charts import cost_chart, unit
 from ..params import meter
 from ..search import matching_user_ids
-from . import bp, by_day_and_model, chart_series, form_error, model_names, picked_period, sort_order, totals
+from . import bp, form_error, model_names, picked_period, sort_order, stacked_by_day, totals
 from .standing import for_user, worst
 
 SORTS = {  # column -> (SQL order, first click descending?)
@@ -55,13 +55,11 @@ def user_page(user_id, error: dict | None = None, status: int = 200):
     person = m.db.query_one("SELECT * FROM users WHERE id = ?", (user_id,))
     if person is None:
         abort(404)
-    daily = by_day_and_model(period, user_id)
-    per_model: dict[str, dict] = {}
-    for r in daily:
-        entry = per_model.setdefault(r["model"], {"model": r["model"], "answers": 0, "prompt": 0, "completion": 0, "cost": 0})
-        for key in ("answers", "prompt", "completion", "cost"):
-            entry[key] += r[key]
-    models = sorted(per_model.values(), key=lambda e: (-e["cost"], e["model"]))
+    models = m.db.query(
+        """SELECT model, sum(answers) AS answers, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion, sum(cost_nano) AS cost
+           FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY model ORDER BY cost DESC, model""",
+        (user_id, *period.days),
+    )
     names = model_names([r["model"] for r in models])
     latest = m.db.query("SELECT * FROM events WHERE user_id = ? ORDER BY ts DESC, id DESC LIMIT 25", (user_id,))
     groups = m.db.query("SELECT g.id, g.name FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE gm.user_id = ?", (user_id,))
@@ -74,7 +72,7 @@ def user_page(user_id, error: dict | None = None, status: int = 200):
         "dashboard/user.html", **picker, person=person, models=models, latest=latest, groups=groups, names=names,
         person_is_user=not is_unattributed(user_id),
         total=totals(period, user_id),
-        chart=cost_chart(*chart_series(period, daily, names), budget_line=line), chart_unit=unit(period.day_list()),
+        chart=cost_chart(*stacked_by_day(period, [r["model"] for r in models], names, user_id), budget_line=line), chart_unit=unit(period.day_list()),
         standings=standings, headline=worst(standings), balance=m.budgets.balance(m.db.query, user_id), topups=topups,
         balances_on=m.settings.METER_BALANCES_ENABLED, live_links=live_links, error=error, form=request.form if error else {},
     ), status
