@@ -34,23 +34,44 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _banner(meter, url: str) -> None:
-    lines = []
+def _banner(meter, url: str, new: bool) -> None:
+    """What the admin needs from this start: a new meter says so, shows the secrets made for it
+    (once) and the next steps; every start says where it listens and where its data is."""
+    settings = meter.settings
+    data = os.path.abspath(settings.METER_DATA_DIR)
+    lines = [f"Created a new, empty meter in {data} (no meter.db was there)."] if new else []
     if "API_KEY" in meter.generated:
         lines += [
             "Generated the plugin API key (kept in the data directory; shown this once):",
-            f"    API_KEY = {meter.settings.API_KEY}",
-            "Paste it into the owui-meter function's 'api_key' valve in Open WebUI.",
+            f"    API_KEY = {settings.API_KEY}",
         ]
     if meter.generated_password:
         lines += [
             "Generated the dashboard password for user 'admin' (shown this once, stored hashed):",
             f"    password = {meter.generated_password}",
         ]
+    if new or lines:
+        port = url.rsplit(":", 1)[1]
+        browse = url.replace("//0.0.0.0:", "//localhost:").replace("//[::]:", "//localhost:")
+        if settings.METER_PUBLIC_URL:
+            reach = settings.METER_PUBLIC_URL
+        elif settings.METER_HOST in ("127.0.0.1", "localhost", "::1"):
+            reach = f"{browse} (Open WebUI in a container: restart with METER_HOST=0.0.0.0, then http://host.docker.internal:{port})"
+        else:
+            reach = f"http://host.docker.internal:{port} from a container on this machine, or this machine's address"
+        lines += [
+            "Next steps:",
+            f"  1. Dashboard: {browse}  (user 'admin')",
+            "  2. Open WebUI: Admin > Functions > +, paste plugin/owui_meter.py, make it global; valves:",
+            f"     meter_url = {reach}",
+            "     api_key   = the API key (owui-meter api-key prints it)",
+        ]
+        if not settings.OPENROUTER_API_KEY:
+            lines.append("  3. Set OPENROUTER_API_KEY so each cost is confirmed with OpenRouter (else costs stay as reported).")
     if lines:
         rule = "=" * 72
         print("\n".join([rule, *lines, rule]), flush=True)
-    print(f"owui-meter {__version__} listening on {url}", flush=True)
+    print(f"owui-meter {__version__} listening on {url}; data in {data}", flush=True)
 
 
 def cmd_serve(args) -> int:
@@ -69,6 +90,7 @@ def cmd_serve(args) -> int:
     except BackupError as exc:
         print(f"owui-meter: {exc}", file=sys.stderr)
         return 1
+    new = not os.path.exists(os.path.join(settings.METER_DATA_DIR, "meter.db"))
     meter = Meter.open(settings, serving=True)
     app = create_app(meter)
     try:
@@ -78,7 +100,7 @@ def cmd_serve(args) -> int:
         meter.stop()
         return 1
     host = settings.METER_HOST if ":" not in settings.METER_HOST else f"[{settings.METER_HOST}]"
-    _banner(meter, f"http://{host}:{server.effective_port}")
+    _banner(meter, f"http://{host}:{server.effective_port}", new)
 
     def on_signal(signum, frame):
         # the server's run() catches SystemExit, answers what it received, closes the rest, returns
@@ -123,12 +145,19 @@ def settings_markdown() -> str:
     return "\n".join(rows)
 
 
+# what most teams set, first in meter.env.example
+COMMON_SETTINGS = ("OPENROUTER_API_KEY", "METER_PUBLIC_URL", "METER_TIMEZONE", "OPENWEBUI_URL", "OPENWEBUI_API_KEY")
+
+
 def settings_env_example() -> str:
-    """meter.env.example: every setting, grouped, with its help and default (commented out)."""
-    lines = ["# owui-meter settings. Uncomment and change what you need.", "# Secrets can also come from NAME_FILE (e.g. API_KEY_FILE=/run/secrets/api_key)."]
+    """meter.env.example: the settings most teams set, then every other one, grouped, each with
+    its help and default (commented out)."""
+    lines = ["# owui-meter settings. Uncomment and change what you need.", "# Secrets can also come from NAME_FILE (e.g. API_KEY_FILE=/run/secrets/api_key).",
+             "", "# === what most teams set ==="]
+    by_name = {s.env: s for s in settings_module.SETTINGS}
     group = None
-    for s in settings_module.SETTINGS:
-        if s.group != group:
+    for s in [by_name[name] for name in COMMON_SETTINGS] + [s for s in settings_module.SETTINGS if s.env not in COMMON_SETTINGS]:
+        if s.env not in COMMON_SETTINGS and s.group != group:
             group = s.group
             lines += ["", f"# === {group} ==="]
         lines.append(f"# {s.help}")

@@ -27,7 +27,7 @@ from .ledger import is_unattributed
 MODES = ("anonymise", "delete")
 # tables that name a user by id (alert_outbox: messages not sent yet name the person: dropped)
 USER_TABLES = ("events", "usage_daily", "spend", "balances", "balance_entries", "alerts_sent", "group_members", "alert_outbox",
-               "passthrough_generations")
+               "passthrough_generations", "me_links")
 
 # Moving a user's rows to the pseudonym: rows keyed by user adds up with any the pseudonym
 # already holds (the same person anonymised twice), so no total is lost.

@@ -23,6 +23,7 @@ from .costs import Resolver
 from .db import Database, get_meta, set_meta
 from .errors import CannotStart
 from .ledger import BYOK_COST_KEY, Ledger
+from .me_links import link_for
 from .notices import outlet_notice
 from .otlp import Broadcast
 from .owui_sync import OpenWebUISync
@@ -107,7 +108,7 @@ class Meter:
         """The line shown above an answer: its cost and what is left of the user's budgets."""
         query = self.db.query
         user_id = row["user_id"]
-        return outlet_notice(row, lang, self.budgets.states(query, user_id), self.budgets.balance(query, user_id), self.settings)
+        return outlet_notice(row, lang, self.budgets.states(query, user_id), self.budgets.balance(query, user_id), link_for(self, user_id))
 
     # --- time zone ------------------------------------------------------------------------------
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from .auth import create_token
-from .ledger import is_unattributed
 from .money import format_usd
 
-SELF_SCOPE = "self"  # the token scope of a user's own page, /me/<token>
-SELF_TOKEN_DAYS = 7
+SELF_SCOPE = "self"  # the token scope of the JWT /me/<token> links that older versions handed out
 
 PENDING = {"en": "cost pending", "de": "Kosten folgen", "fr": "coût en attente", "es": "coste pendiente", "zh": "费用待定"}
 UNPRICED = {"en": "no price known", "de": "kein Preis bekannt", "fr": "prix inconnu", "es": "precio desconocido", "zh": "价格未知"}
@@ -19,6 +16,24 @@ def language(code: str | None) -> str:
     return code if code in TOKENS else "en"
 
 
+# (thousands separator, decimal mark, the dollar sign before the amount?) per language
+NUMBERS = {"en": (",", ".", True), "zh": (",", ".", True), "de": (".", ",", False), "es": (".", ",", False), "fr": ("\u202f", ",", False)}
+
+
+def number(n: int, lang: str) -> str:
+    """A whole number in the language's way: 1,234 · 1.234 (de, es) · 1 234 (fr)."""
+    return f"{n:,}".replace(",", NUMBERS[language(lang)][0])
+
+
+def money(nano: int, lang: str, places: int | None = None) -> str:
+    """$1,234.56 in English; 1.234,56 $ in German and Spanish; 1 234,56 $ in French."""
+    group, mark, before = NUMBERS[language(lang)]
+    text = format_usd(nano, places)
+    sign, digits = ("-", text[2:]) if text.startswith("-") else ("", text[1:])
+    digits = digits.replace(",", "\0").replace(".", mark).replace("\0", group)
+    return f"{sign}${digits}" if before else f"{sign}{digits}\u00a0$"
+
+
 def answer_notice(row: dict, lang: str = "en") -> str:
     """"$0.0123 · 1,234 in / 567 out" for an event row."""
     lang = language(lang)
@@ -27,10 +42,10 @@ def answer_notice(row: dict, lang: str = "en") -> str:
     elif row["cost_source"] == "unpriced":
         cost = UNPRICED[lang]
     else:
-        cost = format_usd(row["cost_nano"])
+        cost = money(row["cost_nano"], lang)
         if row["cost_source"] == "estimate":
             cost = "≈" + cost
-    tokens = TOKENS[lang].format(i=f"{row['prompt_tokens']:,}", o=f"{row['completion_tokens']:,}")
+    tokens = TOKENS[lang].format(i=number(row["prompt_tokens"], lang), o=number(row["completion_tokens"], lang))
     return f"{cost} · {tokens}"
 
 
@@ -46,15 +61,7 @@ WARN = {"en": "⚠ {p}% of your budget used", "de": "⚠ {p} % Ihres Budgets ver
 BALANCE = {"en": "balance {a}", "de": "Guthaben {a}", "fr": "solde {a}", "es": "saldo {a}", "zh": "余额 {a}"}
 
 
-def self_link(settings, user_id: str) -> str | None:
-    """A signed, expiring link to the user's own page, when METER_PUBLIC_URL is set."""
-    if not settings.METER_PUBLIC_URL or is_unattributed(user_id):
-        return None
-    token = create_token(settings.JWT_SECRET, days=SELF_TOKEN_DAYS, name=user_id, scope=SELF_SCOPE)
-    return f"{settings.METER_PUBLIC_URL}/me/{token}"
-
-
-def outlet_notice(row: dict, lang: str, states: list, balance: int | None, settings) -> str:
+def outlet_notice(row: dict, lang: str, states: list, balance: int | None, link: str | None) -> str:
     """The answer's line, then what is left of the tightest personal budget, a warning at its
     threshold, the balance, and the link to the user's own page. Shared budgets are left out:
     what is left of them would tell a user what others spent."""
@@ -63,12 +70,11 @@ def outlet_notice(row: dict, lang: str, states: list, balance: int | None, setti
     personal = [s for s in states if not s.shared]
     if personal:
         tightest = min(personal, key=lambda s: s.remaining)
-        parts.append(LEFT[lang].format(a=format_usd(max(tightest.remaining, 0), 2), w=WHEN[lang][tightest.budget["period"]]))
+        parts.append(LEFT[lang].format(a=money(max(tightest.remaining, 0), lang, 2), w=WHEN[lang][tightest.budget["period"]]))
         if tightest.percent >= tightest.budget["warn_percent"]:
             parts.append(WARN[lang].format(p=min(int(tightest.percent), 999)))
     if balance is not None:
-        parts.append(BALANCE[lang].format(a=format_usd(balance, 2)))
-    link = self_link(settings, row["user_id"])
+        parts.append(BALANCE[lang].format(a=money(balance, lang, 2)))
     if link:
         parts.append(link)
     return " · ".join(parts)

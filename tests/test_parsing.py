@@ -44,7 +44,9 @@ def test_out_of_range_amounts_name_the_same_bounds_everywhere(client, meter, adm
     assert top_up.get_json()["error"] == "amount_usd must be between -1,000,000 and 1,000,000"
     login(client, meter)
     form = client.post(f"/users/{ada}/topup", data={"amount_usd": "ten", "csrf_token": csrf_of(client, f"/users/{ada}")})
-    assert form.status_code == 400 and f"amount_usd {NOT_A_NUMBER}" in form.get_data(as_text=True)
+    # the dashboard says it beside the form, in a person's words: the field's label, the same example
+    assert form.status_code == 400 and "Amount (USD): Use a number like 10 or 10.50" in form.get_data(as_text=True)
+    assert NOT_A_NUMBER.endswith("a number like 10 or 10.50")
     assert meter.db.query_one("SELECT count(*) AS n FROM balance_entries")["n"] == 0
 
 

@@ -73,6 +73,11 @@ def test_first_run_generates_and_keeps_secrets(tmp_path):
     assert f"API_KEY = {stored['API_KEY']}" in first
     assert "password = " in first
     assert stored["JWT_SECRET"] not in first  # only what the admin must paste or type is shown
+    # a new folder says it made a new, empty meter, where, and what to do next
+    assert f"Created a new, empty meter in {data.resolve()} (no meter.db was there)." in first
+    assert f"1. Dashboard: {env_less.url}  (user 'admin')" in first
+    assert f"meter_url = {env_less.url} (Open WebUI in a container: restart with METER_HOST=0.0.0.0, then http://host.docker.internal:{env_less.port})" in first
+    assert f"listening on {env_less.url}; data in {data.resolve()}" in first
 
     again = MeterProcess(data)
     for name in ("API_KEY", "JWT_SECRET"):
@@ -83,6 +88,8 @@ def test_first_run_generates_and_keeps_secrets(tmp_path):
     again.proc.send_signal(signal.SIGTERM)
     again.wait()
     assert b"API_KEY =" not in again.output and b"password =" not in again.output
+    assert b"new, empty meter" not in again.output and b"Next steps" not in again.output
+    assert f"data in {data.resolve()}".encode() in again.output
 
 
 def test_generated_password_is_stored_hashed(app):

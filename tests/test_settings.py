@@ -78,3 +78,11 @@ def test_settings_are_declared_once():
     names = [s.env for s in SETTINGS]
     assert len(names) == len(set(names))
     assert all(s.help.endswith(".") or s.help.endswith(")") for s in SETTINGS)
+
+
+def test_env_example_opens_with_what_most_teams_set():
+    from owui_meter.cli import COMMON_SETTINGS
+
+    example = (REPO / "meter.env.example").read_text()
+    assert tuple(re.findall(r"^# ([A-Z][A-Z0-9_]*)=", example, re.M)[:5]) == COMMON_SETTINGS
+    assert example.index("# === what most teams set ===") < example.index("# === core ===")

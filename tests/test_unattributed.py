@@ -15,7 +15,7 @@ from conftest import ADA, API_KEY, JWT_SECRET, make_settings, outlet_body
 from owui_meter import clock, create_app
 from owui_meter.auth import create_token
 from owui_meter.ledger import UNATTRIBUTED, NewEvent, unattributed_user
-from owui_meter.notices import self_link
+from owui_meter.me_links import link_for
 from test_dashboard import csrf_of, log_in
 from test_reports import NOV, pdf_text
 
@@ -56,7 +56,7 @@ def test_dashboard_lists_csv_and_user_page(client, meter, seeded):
     assert LABEL in users
     overview = client.get("/?period=month").get_data(as_text=True)
     assert LABEL in overview  # among the top spenders
-    assert re.search(r'Active users</span><span class="figure">1<', overview)  # only Ada is a user
+    assert re.search(r'Active users</span><span class="figure" id="total-users">1<', overview)  # only Ada is a user
     rows = list(csv.reader(io.StringIO(client.get("/events.csv").get_data(as_text=True))))
     header = rows[0]
     by_key = {r[header.index("user_id")]: r for r in rows[1:]}
@@ -92,8 +92,8 @@ def test_it_gets_no_budget_balance_link_or_erasure(client, meter, seeded, admin_
     # a self-service link made for it anyway opens nothing
     token = create_token(JWT_SECRET, days=1, name=UNATTRIBUTED, scope="self")
     assert client.get(f"/me/{token}").status_code == 403
-    assert self_link(meter.settings, UNATTRIBUTED) is None
-    assert self_link(meter.settings, ADA["id"]).startswith("https://meter.example.com/me/")
+    assert link_for(meter, UNATTRIBUTED) is None
+    assert link_for(meter, ADA["id"]).startswith("https://meter.example.com/me/")
 
 
 def test_it_counts_toward_no_budget(client, meter, admin_headers):

@@ -277,6 +277,8 @@ def login_page():
     admin_id = authenticate(meter, username, request.form.get("password", ""))
     if admin_id is None:
         limiter.fail(name, address)
+        with meter.db.write() as conn:  # the rate limit above bounds how often this writes
+            audit.record(conn, "anonymous", "admin.login_failed", {"username": username[:64], "address": address})
         return render_template("login.html", error="Wrong username or password.", next=safe_next(request.form.get("next"))), 401
     limiter.succeed(name, address)
     login_user(start_session(meter, admin_id, username))

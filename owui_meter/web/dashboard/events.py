@@ -3,29 +3,135 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+import json
 import re
+from dataclasses import dataclass, fields
 from decimal import Decimal
 
 from flask import Response, render_template, request, stream_with_context
 
-from ... import clock
+from ... import clock, periods
 from ...errors import BadInput
-from ...ledger import encode_cursor
+from ...ledger import Filters, encode_cursor
 from ..access import require_login
-from ..params import meter, parse_cursor, parse_filters, parse_int
-from . import bp
+from ..params import meter, parse_cursor, parse_filters, parse_int, today
+from ..search import matching_user_ids
+from ..templating import COST_STATES
+from . import bp, model_names
+
+
+STATE_SQL = {  # the Events page's cost states (templating.COST_STATES) as conditions on events
+    "confirmed": "e.cost_source = 'generation' AND e.lookup_state != 'pending'",
+    "reported": "e.cost_source = 'inline' AND e.lookup_state != 'pending'",
+    "estimated": "e.cost_source = 'estimate' AND e.lookup_state != 'pending'",
+    "awaiting": "(e.lookup_state = 'pending' OR e.cost_source = 'pending')",
+    "unpriced": "e.cost_source = 'unpriced' AND e.lookup_state != 'pending'",
+}
+
+
+# every model used, in order: one seek per model along usage_daily's model index (a skip scan)
+MODELS_USED = """WITH RECURSIVE used(model) AS (
+                     SELECT min(model) FROM usage_daily
+                     UNION ALL SELECT (SELECT min(model) FROM usage_daily WHERE model > used.model) FROM used WHERE used.model IS NOT NULL)
+                 SELECT model FROM used WHERE model IS NOT NULL"""
+
+
+@dataclass
+class PageFilters(Filters):
+    """The Events page's filters: the API's, plus users found by name or email and a cost state."""
+
+    users: list[str] | None = None
+    state: str | None = None
+    days: tuple[str, str] | None = None  # From and To as local days, when given
+
+    def sql(self):
+        where, params = super().sql()
+        if self.users is not None:
+            where.append("e.user_id IN (SELECT value FROM json_each(:users))")
+            params["users"] = json.dumps(self.users)
+        if self.state is not None:
+            where.append(STATE_SQL[self.state])
+        return where, params
+
+
+def page_filters(args) -> tuple[PageFilters, str | None]:
+    """Filters from the page's form: "who" is a name, email or id (accents and case ignored);
+    From and To are days in the meter's time zone, both included. The period, when it is a whole
+    run of days with no cost state, is also where the daily totals can answer."""
+    base = parse_filters({k: v for k, v in args.items() if k in ("model", "source", "cost_source")})
+    filters = PageFilters(**{f.name: getattr(base, f.name) for f in fields(Filters)})
+    if args.get("from") or args.get("to"):
+        last = periods.parse_date("to", args["to"]) if args.get("to") else max(today(), periods.parse_date("from", args["from"]))
+        first = periods.parse_date("from", args["from"]) if args.get("from") else last - dt.timedelta(days=periods.MAX_DAYS - 1)
+        period = periods.Period(first, last, meter().settings.METER_TIMEZONE)
+        filters.start, filters.end, filters.days = period.start_ms, period.end_ms, period.days
+    if args.get("user"):  # an exact user id (links from other pages, and the API's name for it)
+        filters.user = args["user"]
+    who = (args.get("who") or "").strip()[:200]
+    if who:
+        found = matching_user_ids(meter().db, who)
+        if len(found) == 1:
+            filters.user = found[0]  # one person: the per-user index answers
+        else:
+            filters.users = found
+    state = args.get("state") or None
+    if state not in (None, *COST_STATES):
+        raise BadInput(f"state must be one of {', '.join(COST_STATES)}")
+    filters.state = state
+    return filters, who
+
+
+def page_totals(filters: PageFilters) -> dict:
+    """Answers, tokens and cost of everything the filter matches (not only the page shown).
+
+    Without a cost state the daily totals answer, from the smallest table that can: the day ×
+    source rollup for days and source, day × model for a model, day × user for people, else the
+    day × user × model × source rows. With a cost state the events themselves are summed."""
+    if filters.state is None and filters.cost_source is None:
+        who = filters.users is not None or filters.user is not None
+        table = ("usage_daily" if sum((who, filters.model is not None, filters.source is not None)) > 1
+                 else "usage_day_user" if who else "usage_day_model" if filters.model is not None else "usage_day_source")
+        where, params = ["1 = 1"], {}
+        if filters.days is not None:
+            where.append("day BETWEEN :first AND :last")
+            params.update(first=filters.days[0], last=filters.days[1])
+        if filters.users is not None:
+            where.append("user_id IN (SELECT value FROM json_each(:users))")
+            params["users"] = json.dumps(filters.users)
+        if filters.user is not None:
+            where.append("user_id = :user")
+            params["user"] = filters.user
+        for name in ("model", "source"):
+            if getattr(filters, name) is not None:
+                where.append(f"{name} = :{name}")
+                params[name] = getattr(filters, name)
+        return meter().db.query_one(
+            f"""SELECT coalesce(sum(answers), 0) AS answers, coalesce(sum(prompt_tokens), 0) AS prompt,
+                       coalesce(sum(completion_tokens), 0) AS completion, coalesce(sum(cost_nano), 0) AS cost
+                FROM {table} WHERE {" AND ".join(where)}""", params)
+    where, params = filters.sql()
+    return meter().db.query_one(
+        f"""SELECT count(*) AS answers, coalesce(sum(prompt_tokens), 0) AS prompt, coalesce(sum(completion_tokens), 0) AS completion,
+                   coalesce(sum(cost_nano), 0) AS cost FROM events e WHERE {" AND ".join(where)}""", params)
 
 
 @bp.get("/events")
 @require_login
 def events():
-    filters = parse_filters(request.args)
+    filters, who = page_filters(request.args)
     limit = parse_int(request.args, "limit", 50, 1, 500)
     cursor = parse_cursor(request.args, "that page link is not valid")
-    rows, following = meter().ledger.events(filters, limit, cursor)
+    if filters.users == []:
+        rows, following = [], None
+    else:
+        rows, following = meter().ledger.events(filters, limit, cursor)
     kept = {k: v for k, v in request.args.items() if k not in ("cursor",) and v}
-    return render_template("dashboard/events.html", rows=rows, next_cursor=encode_cursor(following), args=kept)
+    models = [r["model"] for r in meter().db.query(MODELS_USED)]
+    return render_template("dashboard/events.html", rows=rows, next_cursor=encode_cursor(following), args=kept, who=who,
+                           models=models, names=model_names(models), states=COST_STATES, no_match=filters.users == [],
+                           total=page_totals(filters) if filters.users != [] else None)
 
 
 CSV_COLUMNS = ("time_utc", "user_id", "user_email", "user_name", "model", "source", "prompt_tokens", "completion_tokens",
@@ -51,7 +157,7 @@ def events_csv():
     bom = request.args.get("bom", "1")
     if bom not in ("0", "1"):
         raise BadInput("bom must be 0 or 1")
-    where, params = parse_filters(request.args).sql()
+    where, params = page_filters(request.args)[0].sql()
     sql = f"""SELECT e.*, u.email AS user_email, u.name AS user_name FROM events e JOIN users u ON u.id = e.user_id
               {"WHERE " + " AND ".join(where) if where else ""} ORDER BY e.ts DESC, e.id DESC"""
     db = meter().db
