@@ -1,4 +1,4 @@
-"""A full disk under the real server process: a 2 MB tmpfs holds the data directory.
+"""A full disk under the real server process: a 4 MB tmpfs holds the data directory.
 
 Mounting needs root; without it these tests skip, saying why, except in CI (OWUI_METER_CI=1,
 set by .ci/run) where they must run and fail instead.
@@ -24,14 +24,14 @@ PLUGIN = {"Authorization": f"Bearer {API_KEY}"}
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 2 MB tmpfs, unmounted (after the meters on it are killed) at the end."""
+    """A 4 MB tmpfs, unmounted (after the meters on it are killed) at the end."""
     mount = tmp_path / "disk"
     mount.mkdir()
     why = None
     if os.getuid() != 0:
         why = "the full-disk tests mount a tmpfs, which needs root"
     else:
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(mount)], capture_output=True, text=True)
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4M", "tmpfs", str(mount)], capture_output=True, text=True)
         if result.returncode != 0:
             why = f"cannot mount a tmpfs: {result.stderr.strip()}"
     if why:
