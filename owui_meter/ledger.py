@@ -474,3 +474,32 @@ def decode_cursor(text: str) -> tuple[int, int]:
     if not (0 <= ts < 2**62 and 0 <= event_id < 2**62):  # SQLite integers are 64-bit
         raise ValueError("cursor out of range")
     return ts, event_id
+
+
+def claim_billed_alone(conn, event: NewEvent, key_prefix: str) -> "Recorded | None":
+    """For the capture paths (pass-through, Broadcast), which bill a generation no answer claimed
+    within their window as an event of its own, keyed ``key_prefix + generation id``: an answer
+    naming such generations later is a duplicate of that event when it names nothing else, and is
+    otherwise narrowed to the rest (its tokens and inline charges less theirs). None: record it."""
+    marks = ", ".join("?" for _ in event.generation_ids)
+    billed = conn.execute(
+        f"""SELECT e.*, g.id AS gen_id FROM generations g JOIN events e ON e.id = g.event_id
+            WHERE g.id IN ({marks}) AND e.key = ? || g.id ORDER BY e.id""",
+        (*event.generation_ids, key_prefix),
+    ).fetchall()
+    if not billed:
+        return None
+    taken = {row["gen_id"] for row in billed}
+    rest = [gen_id for gen_id in event.generation_ids if gen_id not in taken]
+    if not rest:
+        return Recorded(billed[0]["id"], True, {k: v for k, v in billed[0].items() if k != "gen_id"})
+    event.generation_ids = rest
+    for name in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens"):
+        setattr(event, name, max(0, getattr(event, name) - sum(row[name] for row in billed)))
+    if event.inline_cost_nano is not None:
+        taken_nano = sum(row["inline_cost_nano"] if row["inline_cost_nano"] is not None else row["cost_nano"] for row in billed)
+        event.inline_cost_nano = max(0, event.inline_cost_nano - taken_nano)
+    if event.inline_provider_nano is not None:  # BYOK: the provider's charge of those generations too
+        event.inline_provider_nano = max(0, event.inline_provider_nano - sum(row["inline_provider_nano"] or 0 for row in billed))
+    return None
+

@@ -59,7 +59,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from . import clock
 from .errors import BadInput
 from .ingest import DEFAULT_MAX_COST_NANO, MAX_FUTURE_MS, MAX_ID, MAX_PAST_MS, MAX_TOKENS
-from .ledger import NewEvent, Recorded, UserInfo, is_unattributed, unattributed_user
+from .ledger import NewEvent, Recorded, UserInfo, claim_billed_alone, is_unattributed, unattributed_user
 from .money import NANO, usd_to_nano
 from .workers import Job
 
@@ -447,31 +447,10 @@ class Broadcast(Job):
         if event.key.startswith(KEY_PREFIX):
             return None
         if event.generation_ids:
-            return self._claim_by_ids(conn, event)
+            return claim_billed_alone(conn, event, KEY_PREFIX)
         if not self.enabled:
             return None  # no traces arrive to recognise an answer by (the plugin path stays lean)
         return self._claim_by_fingerprint(conn, event)
-
-    def _claim_by_ids(self, conn, event: NewEvent) -> Recorded | None:
-        marks = ", ".join("?" for _ in event.generation_ids)
-        billed = conn.execute(
-            f"""SELECT e.*, g.id AS gen_id FROM generations g JOIN events e ON e.id = g.event_id
-                WHERE g.id IN ({marks}) AND e.key = '{KEY_PREFIX}' || g.id ORDER BY e.id""",
-            event.generation_ids,
-        ).fetchall()
-        if not billed:
-            return None
-        taken = {row["gen_id"] for row in billed}
-        rest = [gen_id for gen_id in event.generation_ids if gen_id not in taken]
-        if not rest:
-            return Recorded(billed[0]["id"], True, {k: v for k, v in billed[0].items() if k != "gen_id"})
-        # part of this answer was billed on its own already: record only the rest of it
-        event.generation_ids = rest
-        for name in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens"):
-            setattr(event, name, max(0, getattr(event, name) - sum(row[name] for row in billed)))
-        if event.inline_cost_nano is not None:
-            event.inline_cost_nano = max(0, event.inline_cost_nano - sum(row["cost_nano"] for row in billed))
-        return None
 
     def _claim_by_fingerprint(self, conn, event: NewEvent) -> Recorded | None:
         """A non-streamed answer (no generation ids) arriving after its generation was billed on

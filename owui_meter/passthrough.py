@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from . import clock
 from .errors import BadInput
 from .ingest import GENERATION_ID, parse_usage
-from .ledger import NewEvent, Recorded, UserInfo
+from .ledger import NewEvent, Recorded, UserInfo, claim_billed_alone
 from .workers import Job
 
 log = logging.getLogger("owui_meter.passthrough")
@@ -321,34 +321,10 @@ class Passthrough(Job):
         if event.key.startswith(KEY_PREFIX):
             return None
         if event.generation_ids:
-            return self._claim_by_ids(conn, event)
+            return claim_billed_alone(conn, event, KEY_PREFIX)
         if not self.enabled:
             return None  # no new captures to recognise an answer by (old ones were billed by id)
         return self._claim_by_fingerprint(conn, event)
-
-    def _claim_by_ids(self, conn, event: NewEvent) -> Recorded | None:
-        marks = ", ".join("?" for _ in event.generation_ids)
-        billed = conn.execute(
-            f"""SELECT e.* FROM generations g JOIN events e ON e.id = g.event_id
-                WHERE g.id IN ({marks}) AND e.key = ? || g.id ORDER BY e.id""",
-            (*event.generation_ids, KEY_PREFIX),
-        ).fetchall()
-        if not billed:
-            return None
-        billed_ids = {row["key"][len(KEY_PREFIX):] for row in billed}
-        rest = [gen_id for gen_id in event.generation_ids if gen_id not in billed_ids]
-        if not rest:
-            return Recorded(billed[0]["id"], True, billed[0])
-        # part of this answer was billed on its own already: record only the rest of it
-        event.generation_ids = rest
-        for name in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens"):
-            setattr(event, name, max(0, getattr(event, name) - sum(row[name] for row in billed)))
-        if event.inline_cost_nano is not None:
-            taken = sum(row["inline_cost_nano"] if row["inline_cost_nano"] is not None else row["cost_nano"] for row in billed)
-            event.inline_cost_nano = max(0, event.inline_cost_nano - taken)
-        if event.inline_provider_nano is not None:  # BYOK: the provider's charge of those generations too
-            event.inline_provider_nano = max(0, event.inline_provider_nano - sum(row["inline_provider_nano"] or 0 for row in billed))
-        return None
 
     def _claim_by_fingerprint(self, conn, event: NewEvent) -> Recorded | None:
         if not (event.prompt_tokens or event.completion_tokens):

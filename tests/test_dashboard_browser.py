@@ -14,8 +14,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
         "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
+    """Debian's Chromium, one per test module (each test opens its own context)."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("OWUI_METER_CI"):
             pytest.fail("Debian's chromium is required here (.ci/run installs it)")
@@ -184,21 +185,9 @@ def team(tmp_path_factory):
         meter.stop()
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("OWUI_METER_CI"):
-            pytest.fail("Debian's chromium is required here (.ci/run installs it)")
-        pytest.skip("Debian's chromium is not installed; .ci/run installs it and runs this test")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
-
-
-def logged_in(chromium, team, width=1366, height=900, **options):
+def logged_in(browser, team, width=1366, height=900, **options):
     """A fresh browser context, logged in; the page and the list of script errors it shows."""
-    context = chromium.new_context(viewport={"width": width, "height": height}, **options)
+    context = browser.new_context(viewport={"width": width, "height": height}, **options)
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -218,8 +207,8 @@ def month_start_ms():
     return int(NOW.replace(day=1, hour=0).timestamp() * 1000)
 
 
-def test_attention_panel_lists_the_blocked_and_the_nearly_out(team, chromium):
-    page, errors = logged_in(chromium, team)
+def test_attention_panel_lists_the_blocked_and_the_nearly_out(team, browser):
+    page, errors = logged_in(browser, team)
     blocked = page.locator("#attention li.blocked")
     assert blocked.count() == 1
     text = blocked.inner_text()
@@ -238,8 +227,8 @@ def test_attention_panel_lists_the_blocked_and_the_nearly_out(team, chromium):
     assert errors == []
 
 
-def test_budgets_page_shows_where_each_budget_stands(team, chromium):
-    page, errors = logged_in(chromium, team)
+def test_budgets_page_shows_where_each_budget_stands(team, browser):
+    page, errors = logged_in(browser, team)
     page.goto(team.url + "/budgets")
     rows = {r.get_attribute("data-budget"): r.inner_text() for r in page.locator("#budgets tbody tr").all()}
     budgets = {b["scope_id"]: b for b in team.meter.db.query("SELECT * FROM budgets")}
@@ -282,8 +271,8 @@ def test_budgets_page_shows_where_each_budget_stands(team, chromium):
     assert errors == []
 
 
-def test_user_page_badge_topups_and_inline_errors(team, chromium):
-    page, errors = logged_in(chromium, team)
+def test_user_page_badge_topups_and_inline_errors(team, browser):
+    page, errors = logged_in(browser, team)
     page.goto(f"{team.url}/users/{ZOE['id']}")
     assert page.inner_text("#budget-badge") == "81% of monthly budget used"
     assert page.locator("#user-budgets progress.warning").count() == 1
@@ -306,8 +295,8 @@ def test_user_page_badge_topups_and_inline_errors(team, chromium):
     assert errors == []
 
 
-def test_sorting_users_models_and_events(team, chromium):
-    page, errors = logged_in(chromium, team)
+def test_sorting_users_models_and_events(team, browser):
+    page, errors = logged_in(browser, team)
     page.goto(team.url + "/users?period=last_month")
     by_cost = [r["name"] for r in team.meter.db.query(
         """SELECT coalesce(u.name, u.id) AS name FROM users u LEFT JOIN usage_daily d ON d.user_id = u.id AND d.day BETWEEN '2026-10-01' AND '2026-10-31'
@@ -335,8 +324,8 @@ def test_sorting_users_models_and_events(team, chromium):
     assert errors == []
 
 
-def test_search_ignores_accents_and_case_in_every_script(team, chromium):
-    page, errors = logged_in(chromium, team)
+def test_search_ignores_accents_and_case_in_every_script(team, browser):
+    page, errors = logged_in(browser, team)
     for typed, found in (("muller", "Zoë Müller"), ("MÜLLER", "Zoë Müller"), ("дмит", "Дмитрий Смирнов"), ("jose mart", "José Martínez")):
         page.goto(team.url + "/users")
         page.fill("#q", typed)
@@ -361,8 +350,8 @@ def test_search_ignores_accents_and_case_in_every_script(team, chromium):
     assert errors == []
 
 
-def test_cost_states_in_words_agree_with_the_status_page(team, chromium):
-    page, errors = logged_in(chromium, team)
+def test_cost_states_in_words_agree_with_the_status_page(team, browser):
+    page, errors = logged_in(browser, team)
     page.goto(team.url + "/status")
     awaiting = ledger(team, "SELECT count(*) AS n FROM events WHERE lookup_state = 'pending'")["n"]
     assert awaiting == 3 and page.inner_text("#awaiting") == "3"
@@ -380,8 +369,8 @@ def test_cost_states_in_words_agree_with_the_status_page(team, chromium):
     assert errors == []
 
 
-def test_dates_given_mean_a_custom_period(team, chromium):
-    page, errors = logged_in(chromium, team)
+def test_dates_given_mean_a_custom_period(team, browser):
+    page, errors = logged_in(browser, team)
     assert page.input_value("#period") == "month"
     page.fill("#from", "2026-10-05")
     page.fill("#to", "2026-10-11")
@@ -404,8 +393,8 @@ def test_dates_given_mean_a_custom_period(team, chromium):
     assert errors == []
 
 
-def test_trends_compare_with_the_previous_period_and_forecast(team, chromium):
-    page, errors = logged_in(chromium, team)
+def test_trends_compare_with_the_previous_period_and_forecast(team, browser):
+    page, errors = logged_in(browser, team)
     now = ledger(team, "SELECT sum(cost_nano) AS c, sum(answers) AS a FROM usage_daily WHERE day BETWEEN '2026-11-01' AND '2026-11-20'")
     before = ledger(team, "SELECT sum(cost_nano) AS c, sum(answers) AS a FROM usage_daily WHERE day BETWEEN '2026-10-01' AND '2026-10-20'")
     assert page.inner_text("#cost-change") == f"{round(100 * (now['c'] - before['c']) / before['c']):+d}% vs 1 Oct – 20 Oct"
@@ -428,8 +417,8 @@ def test_trends_compare_with_the_previous_period_and_forecast(team, chromium):
     assert errors == []
 
 
-def test_hover_shows_the_days_figures(team, chromium):
-    page, errors = logged_in(chromium, team)
+def test_hover_shows_the_days_figures(team, browser):
+    page, errors = logged_in(browser, team)
     day = page.locator("#cost-chart svg.wide g.day").nth(4)  # 5 November
     day.hover()
     tip = page.locator("#cost-chart .tip")
@@ -443,8 +432,8 @@ def test_hover_shows_the_days_figures(team, chromium):
     assert errors == []
 
 
-def test_error_pages_keep_the_navigation(team, chromium):
-    page, errors = logged_in(chromium, team)
+def test_error_pages_keep_the_navigation(team, browser):
+    page, errors = logged_in(browser, team)
     response = page.goto(team.url + "/users/nobody-here")
     assert response.status == 404
     assert page.inner_text("h1") == "Page not found (404)" and page.locator("nav a", has_text="Overview").count() == 1
@@ -453,14 +442,14 @@ def test_error_pages_keep_the_navigation(team, chromium):
     assert page.locator("nav a", has_text="Events").count() == 1
 
 
-def test_audit_log_reads_as_sentences_with_failed_logins(team, chromium):
-    context = chromium.new_context()
+def test_audit_log_reads_as_sentences_with_failed_logins(team, browser):
+    context = browser.new_context()
     stranger = context.new_page()
     stranger.goto(team.url + "/login")
     stranger.fill("input[name=password]", "not the password")
     stranger.click("button[type=submit]")
     context.close()
-    page, errors = logged_in(chromium, team)
+    page, errors = logged_in(browser, team)
     page.goto(team.url + "/status")
     log = page.locator("#audit tbody td:nth-child(2)").all_inner_texts()
     assert "tester set a $12.00 monthly budget for José Martínez" in log
@@ -472,7 +461,7 @@ def test_audit_log_reads_as_sentences_with_failed_logins(team, chromium):
     assert errors == []
 
 
-def test_every_page_fits_a_phone_and_a_desktop_light_and_dark(team, chromium, tmp_path):
+def test_every_page_fits_a_phone_and_a_desktop_light_and_dark(team, browser, tmp_path):
     """Screenshots of every page at 1366 and 390 px, light and dark (in the test's folder; the
     README's overview, user page and statement also where OWUI_METER_SCREENSHOTS says); at 390 px
     no page is wider than the screen; dark mode follows the system's preference."""
@@ -483,7 +472,7 @@ def test_every_page_fits_a_phone_and_a_desktop_light_and_dark(team, chromium, tm
     pages = PAGES | {"me": me}
     for scheme in ("light", "dark"):
         for width in (1366, 390):
-            page, errors = logged_in(chromium, team, width=width, height=844 if width == 390 else 900, color_scheme=scheme)
+            page, errors = logged_in(browser, team, width=width, height=844 if width == 390 else 900, color_scheme=scheme)
             background = page.evaluate("getComputedStyle(document.body).backgroundColor")
             assert background == ("rgb(246, 247, 249)" if scheme == "light" else "rgb(21, 23, 28)")
             for name, path in pages.items():
@@ -502,7 +491,7 @@ def test_every_page_fits_a_phone_and_a_desktop_light_and_dark(team, chromium, tm
             assert errors == []
             page.context.close()
     # the statement as a person sees it, for the README
-    page, errors = logged_in(chromium, team)
+    page, errors = logged_in(browser, team)
     pdf = page.request.get(f"{team.url}/api/v1/reports/user/{ZOE['id']}.pdf?month=2026-10")
     assert pdf.status == 200
     (shots / "statement.pdf").write_bytes(pdf.body())
