@@ -7,6 +7,7 @@ fake's cost, whatever order the plugin's report and the pass-through's record ar
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -237,6 +238,16 @@ def test_task_prompt_with_chat_id_is_billed_as_a_task_and_shown_as_one(live, fak
     assert tasks["n"] == 1 and tasks["cost"] == fake_cost(fake, gen_id_of(title)) and format_usd(tasks["cost"], 2) != "$0.00"
     row = page[page.index("Open WebUI tasks (titles, tags, follow-ups)"):].split("</tr>")[0]
     assert f">{format_usd(tasks['cost'], 2)}<" in row and ">1<" in row
+    # and Bob's own page: his task line, his web-UI line and his API line, each linking to its events
+    page = client.get(f"/users/{BOB['id']}", query_string={"period": "month"}).get_data(as_text=True)
+    table = page[page.index('id="sources"'):].split("</table>")[0]
+    for source, name in (("task", "Open WebUI tasks (titles, tags, follow-ups)"), ("ui", "Web UI"), ("api", "API")):
+        mine = live.meter.db.query_one("SELECT count(*) AS n, sum(cost_nano) AS cost FROM events WHERE source = ? AND user_id = ?", (source, BOB["id"]))
+        row = table[table.index(f">{name}</a>"):].split("</tr>")[0]
+        assert mine["n"] == 1 and f">{format_usd(mine['cost'], 2)}<" in row and ">1<" in row
+        link = re.search(r'href="([^"]+)"', table[:table.index(f">{name}</a>")].rsplit("<tr>", 1)[1]).group(1).replace("&amp;", "&")
+        listed = client.get(link).get_data(as_text=True)
+        assert f"source={source}" in link and f"user={BOB['id']}" in link and listed.count('<tr class="event"') == 1
     csv = client.get("/events.csv", query_string={"source": "task"}).get_data(as_text=True)
     assert csv.count("\n") == 2 and ",task," in csv
     assert requests.get(live.url + "/api/v1/events", params={"source": "tasks"}, headers=admin, timeout=10).status_code == 400

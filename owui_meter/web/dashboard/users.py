@@ -61,6 +61,9 @@ def user_page(user_id, error: dict | None = None, status: int = 200):
         (user_id, *period.days),
     )
     names = model_names([r["model"] for r in models])
+    sources = {r["source"]: r for r in m.db.query(
+        "SELECT source, sum(answers) AS answers, sum(cost_nano) AS cost FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY source",
+        (user_id, *period.days))}
     latest = m.db.query("SELECT * FROM events WHERE user_id = ? ORDER BY ts DESC, id DESC LIMIT 25", (user_id,))
     groups = m.db.query("SELECT g.id, g.name FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE gm.user_id = ?", (user_id,))
     standings = for_user(m, user_id)
@@ -69,7 +72,7 @@ def user_page(user_id, error: dict | None = None, status: int = 200):
                                 (user_id, clock.now_ms()))["n"]
     topups = m.db.query("SELECT ts, actor, amount_nano, note FROM balance_entries WHERE user_id = ? ORDER BY ts DESC, id DESC LIMIT 100", (user_id,))
     return render_template(
-        "dashboard/user.html", **picker, person=person, models=models, latest=latest, groups=groups, names=names,
+        "dashboard/user.html", **picker, person=person, models=models, sources=sources, latest=latest, groups=groups, names=names,
         person_is_user=not is_unattributed(user_id),
         total=totals(period, user_id),
         chart=cost_chart(*stacked_by_day(period, [r["model"] for r in models], names, user_id), budget_line=line), chart_unit=unit(period.day_list()),
