@@ -480,6 +480,10 @@ def test_every_page_fits_a_phone_and_a_desktop_light_and_dark(team, browser, tmp
                 page.wait_for_load_state()
                 if width == 390:
                     assert page.evaluate("document.documentElement.scrollWidth") <= 390, (name, scheme)
+                    # every table's cost column is on the screen without scrolling the table
+                    rights = page.locator("th").evaluate_all(
+                        "cells => cells.filter(c => c.textContent.trim() === 'Cost').map(c => c.getBoundingClientRect().right)")
+                    assert all(right <= 390 for right in rights), (name, scheme, rights)
                     if name != "me":
                         assert not page.locator("nav a", has_text="Budgets").is_visible()  # collapsed behind Menu
                 suffix = "" if scheme == "light" else "-dark"
