@@ -23,7 +23,7 @@ from .money import to_cents
 
 @dataclass
 class Line:
-    label: str
+    kind: str  # usage, markup, base_fee or minimum_charge: a document names it in its language
     usd_nano: int
     amount: Decimal  # in the statement's currency, rounded to the cent
 
@@ -43,22 +43,16 @@ def convert(nano: int, rate: Decimal) -> Decimal:
 def charges(settings, usage_nano: int, answers: int) -> Charges:
     rate, currency = settings.METER_USD_RATE, settings.METER_CURRENCY
     markup = int((Decimal(usage_nano) * settings.METER_MARKUP_PERCENT / 100).to_integral_value(rounding=ROUND_HALF_EVEN))
-    lines = [Line("Usage", usage_nano, convert(usage_nano, rate))]
+    lines = [Line("usage", usage_nano, convert(usage_nano, rate))]
     if settings.METER_MARKUP_PERCENT:
-        lines.append(Line(f"Markup {settings.METER_MARKUP_PERCENT.normalize():f}%", markup, convert(markup, rate)))
+        lines.append(Line("markup", markup, convert(markup, rate)))
     if answers and settings.METER_BASE_FEE:
-        lines.append(Line("Base fee", settings.METER_BASE_FEE, convert(settings.METER_BASE_FEE, rate)))
+        lines.append(Line("base_fee", settings.METER_BASE_FEE, convert(settings.METER_BASE_FEE, rate)))
     # compared in the currency as printed: a subtotal that rounds up to the minimum needs no line
     subtotal = sum((line.amount for line in lines), Decimal("0.00"))
     minimum = convert(settings.MINIMUM_CHARGE_FEE, rate)
     if answers and subtotal < minimum:
         gap_nano = max(settings.MINIMUM_CHARGE_FEE - sum(line.usd_nano for line in lines), 0)
-        lines.append(Line("Minimum charge adjustment", gap_nano, minimum - subtotal))
+        lines.append(Line("minimum_charge", gap_nano, minimum - subtotal))
     return Charges(lines, sum((line.amount for line in lines), Decimal("0.00")), currency, rate)
 
-
-def money(amount: Decimal, currency: str) -> str:
-    symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(currency.upper())
-    text = f"{abs(amount):,.2f}"
-    sign = "-" if amount < 0 else ""
-    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"

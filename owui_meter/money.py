@@ -74,23 +74,24 @@ def to_cents(nano: int, rate: Decimal = Decimal(1)) -> Decimal:
     return (Decimal(nano) * Decimal(rate) / NANO).quantize(CENT, rounding=ROUND_HALF_EVEN)
 
 
-def format_usd(nano: int | None, places: int | None = None) -> str:
-    """$12.34 for people; small amounts keep enough digits to be non-zero ($0.0123).
-
-    With ``places=2`` (every total) this is :func:`to_cents`; more places are for the cost of a
-    single answer, which would otherwise often read $0.00.
-    """
-    if nano is None:
-        return "–"
+def round_usd(nano: int, places: int | None = None) -> Decimal:
+    """The amount shown for ``nano``: with ``places=2`` (every total) :func:`to_cents`; without,
+    a single answer's cost keeps enough digits to be non-zero (0.0123, 0.000012), which would
+    otherwise often read 0.00. Every language writes this same figure (see :mod:`words`)."""
     if places == 2:
-        rounded = to_cents(nano)
-        return f"{'-' if rounded < 0 else ''}${abs(rounded):,.2f}"
+        return to_cents(nano)
     amount = Decimal(nano) / NANO
     if places is None:
         places = 2 if abs(amount) >= 1 or amount == 0 else 4
         if 0 < abs(amount) < Decimal("0.0001"):
             places = 6
-    quantum = Decimal(1).scaleb(-places)
-    rounded = amount.quantize(quantum, rounding=ROUND_HALF_EVEN)
-    sign = "-" if rounded < 0 else ""
-    return f"{sign}${abs(rounded):,.{places}f}"
+    return amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+
+
+def format_usd(nano: int | None, places: int | None = None) -> str:
+    """$12.34 for people (the dashboard, in English); small amounts keep enough digits to be
+    non-zero ($0.0123). The figure is :func:`round_usd`'s."""
+    if nano is None:
+        return "–"
+    rounded = round_usd(nano, places)
+    return f"{'-' if rounded < 0 else ''}${abs(rounded):,.{-rounded.as_tuple().exponent}f}"

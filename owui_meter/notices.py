@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .money import format_usd
+from . import words
+from .money import round_usd
+from .words import language, number
 
 SELF_SCOPE = "self"  # the token scope of the JWT /me/<token> links that older versions handed out
 
@@ -11,27 +13,9 @@ UNPRICED = {"en": "no price known", "de": "kein Preis bekannt", "fr": "prix inco
 TOKENS = {"en": "{i} in / {o} out", "de": "{i} ein / {o} aus", "fr": "{i} entrée / {o} sortie", "es": "{i} entrada / {o} salida", "zh": "输入 {i} / 输出 {o}"}
 
 
-def language(code: str | None) -> str:
-    code = (code or "en").lower().split("-")[0].split("_")[0]
-    return code if code in TOKENS else "en"
-
-
-# (thousands separator, decimal mark, the dollar sign before the amount?) per language
-NUMBERS = {"en": (",", ".", True), "zh": (",", ".", True), "de": (".", ",", False), "es": (".", ",", False), "fr": ("\u202f", ",", False)}
-
-
-def number(n: int, lang: str) -> str:
-    """A whole number in the language's way: 1,234 · 1.234 (de, es) · 1 234 (fr)."""
-    return f"{n:,}".replace(",", NUMBERS[language(lang)][0])
-
-
 def money(nano: int, lang: str, places: int | None = None) -> str:
-    """$1,234.56 in English; 1.234,56 $ in German and Spanish; 1 234,56 $ in French."""
-    group, mark, before = NUMBERS[language(lang)]
-    text = format_usd(nano, places)
-    sign, digits = ("-", text[2:]) if text.startswith("-") else ("", text[1:])
-    digits = digits.replace(",", "\0").replace(".", mark).replace("\0", group)
-    return f"{sign}${digits}" if before else f"{sign}{digits}\u00a0$"
+    """$0.0123 in English; 1.234,56 $ in German: the amount as :mod:`money` rounds it, written the language's way."""
+    return words.money(round_usd(nano, places), lang)
 
 
 def answer_notice(row: dict, lang: str = "en") -> str:

@@ -93,6 +93,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("METER_SECURE_COOKIES", "choice", "auto", "Secure session cookie: true, false, or auto (true when the request came over HTTPS).", "dashboard", choices=("auto", "true", "false")),
     _s("METER_LOGIN_ATTEMPTS", "int", 5, "Failed logins allowed per client address and per username within 15 minutes.", "dashboard", minimum=1),
     # --- statements -------------------------------------------------------------------------------
+    _s("METER_LANGUAGE", "choice", "en", "Language of the PDF statements and the summary, with its number, money and date formats: en, de, fr, es or zh (the CSV export keeps English column names).", "statements", choices=("en", "de", "fr", "es", "zh")),
     _s("METER_ORG_NAME", "str", None, "Sender's name at the top of statements (none when unset).", "statements"),
     _s("METER_ORG_ADDRESS", "str", None, "Sender's address on statements; separate its lines with \\n (or real line breaks).", "statements"),
     _s("METER_ORG_TAX_ID", "str", None, "Sender's tax or VAT number on statements (none when unset).", "statements"),
