@@ -86,10 +86,12 @@ def text(value) -> str:
     return escape("" if value is None else str(value))
 
 
-def cjk(markup: str) -> str:
-    """Paragraph markup with each run of CJK characters set in the CJK font (tags and entities
-    are ASCII, so a run never falls inside one)."""
-    return CJK.sub(lambda m: f'<font name="{CJK_FONT}">{m.group()}</font>', markup)
+def para(markup: str) -> str:
+    """Markup as a Paragraph should get it: each run of CJK characters set in the CJK font (tags
+    and entities are ASCII, so a run never falls inside one); and a narrow no-break space (French
+    digit groups, 1 234,56 $) as a no-break space, because reportlab breaks lines at U+202F and
+    would split a figure, while it keeps U+00A0."""
+    return CJK.sub(lambda m: f'<font name="{CJK_FONT}">{m.group()}</font>', markup).replace("\u202f", "\u00a0")
 
 
 class Doc:
@@ -110,7 +112,7 @@ class Doc:
         return self.w.money(convert(nano, self.rate))
 
     def p(self, markup: str, style: str = "body") -> Paragraph:
-        return Paragraph(cjk(markup), self.styles[style])
+        return Paragraph(para(markup), self.styles[style])
 
     def cell(self, value) -> Paragraph:
         """A table cell of user-supplied text (a name, an email, a model), which may wrap."""
@@ -136,7 +138,7 @@ def _cells(rows, header: bool = False, right=(), total: float | None = None, bol
             if isinstance(value, str) and ((header and r == 0) or CJK.search(value)):
                 size = total if total and r == last else 8.5
                 bold = (header and r == 0) or (total and r == last) or c in bold_cols
-                value = Paragraph(cjk(escape(value)), ParagraphStyle("cell", fontName=BOLD if bold else FONT, fontSize=size, leading=size + 2.5,
+                value = Paragraph(para(escape(value)), ParagraphStyle("cell", fontName=BOLD if bold else FONT, fontSize=size, leading=size + 2.5,
                                                                      alignment=2 if c in right else 0))
             cells.append(value)
         result.append(cells)
