@@ -68,13 +68,15 @@ def _register_fonts() -> None:
     raise ReportError("DejaVu Sans is not installed (Debian: apt-get install fonts-dejavu-core)")
 
 
-def _styles(cjk_wrap: bool = False):
-    """The paragraph styles; ``cjk_wrap`` lets a line break between any two CJK characters (Chinese
-    has no spaces to break at; a Latin word stays whole)."""
-    wrap = {"wordWrap": "CJK"} if cjk_wrap else {}
+def _styles(chinese: bool = False):
+    """The paragraph styles. In Chinese, a line may break between any two CJK characters (there
+    are no spaces to break at; a Latin word stays whole), and headings are not bold: the CJK font
+    has no bold, and half-bold headings (the Latin words only) look broken."""
+    wrap = {"wordWrap": "CJK"} if chinese else {}
+    heading = FONT if chinese else BOLD
     return {
-        "title": ParagraphStyle("title", fontName=BOLD, fontSize=16, leading=20, spaceAfter=4, **wrap),
-        "h2": ParagraphStyle("h2", fontName=BOLD, fontSize=11, leading=14, spaceBefore=8, spaceAfter=4, keepWithNext=1, **wrap),
+        "title": ParagraphStyle("title", fontName=heading, fontSize=16, leading=20, spaceAfter=4, **wrap),
+        "h2": ParagraphStyle("h2", fontName=heading, fontSize=11, leading=14, spaceBefore=8, spaceAfter=4, keepWithNext=1, **wrap),
         "body": ParagraphStyle("body", fontName=FONT, fontSize=9, leading=12, **wrap),
         "small": ParagraphStyle("small", fontName=FONT, fontSize=7.5, leading=10, textColor=colors.HexColor("#555555"), **wrap),
         "cell": ParagraphStyle("cell", fontName=FONT, fontSize=8.5, leading=11, **wrap),
@@ -105,7 +107,7 @@ class Doc:
         self.w = Words(s.METER_LANGUAGE, s.METER_CURRENCY)
         self.rate = s.METER_USD_RATE
         self.zone = zoneinfo.ZoneInfo(s.METER_TIMEZONE)
-        self.styles = _styles(cjk_wrap=self.w.lang == "zh")
+        self.styles = _styles(chinese=self.w.lang == "zh")
 
     def usd(self, nano: int) -> str:
         """nano-USD as the document shows it: converted, rounded to the cent, in the language's way."""
@@ -137,7 +139,8 @@ def _cells(rows, header: bool = False, right=(), total: float | None = None, bol
         for c, value in enumerate(row):
             if isinstance(value, str) and ((header and r == 0) or CJK.search(value)):
                 size = total if total and r == last else 8.5
-                bold = (header and r == 0) or (total and r == last) or c in bold_cols
+                # bold as the plain cell, unless it holds CJK (no bold there: see _styles)
+                bold = ((header and r == 0) or (total and r == last) or c in bold_cols) and not CJK.search(value)
                 value = Paragraph(para(escape(value)), ParagraphStyle("cell", fontName=BOLD if bold else FONT, fontSize=size, leading=size + 2.5,
                                                                      alignment=2 if c in right else 0))
             cells.append(value)
