@@ -305,3 +305,19 @@ def test_dates_and_plurals_by_language():
     assert [words.is_many(n, "fr") for n in (0, 1, 2)] == [False, False, True]
     assert [words.is_many(n, "de") for n in (0, 1, 2)] == [True, False, True]
     assert not words.is_many(5, "zh")
+
+
+def test_the_notices_and_the_documents_write_money_by_one_rule():
+    """The line above an answer (notices) and the documents share owui_meter.words; the sign's
+    place and each language's separators, and a euro or another currency on a document."""
+    from owui_meter import notices, words
+
+    nano = 1_234_560_000_000  # $1,234.56
+    assert [notices.money(nano, lang, 2) for lang in ("en", "de", "fr", "es", "zh")] == [
+        "$1,234.56", "1.234,56\u00a0$", "1\u202f234,56\u00a0$", "1.234,56\u00a0US$", "US$1,234.56"]
+    assert [words.money(Decimal("1234.56"), lang) for lang in ("en", "de", "fr", "es", "zh")] == [
+        notices.money(nano, lang, 2) for lang in ("en", "de", "fr", "es", "zh")]
+    assert notices.money(12_300_000, "de") == "0,0123\u00a0$"  # a single answer keeps its digits
+    assert words.money(Decimal("-1.75"), "de") == "-1,75\u00a0$" and words.money(Decimal("-1.75"), "en") == "-$1.75"
+    assert words.money(Decimal("9.00"), "de", "EUR") == "9,00\u00a0€" and words.money(Decimal("9.00"), "en", "EUR") == "€9.00"
+    assert words.money(Decimal("3.35"), "fr", "CHF") == "3,35\u00a0CHF" and words.percent(Decimal("13.66"), "fr") == "13,7\u202f%"
