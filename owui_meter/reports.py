@@ -31,7 +31,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from . import __version__, clock
 from .billing import charges, convert
@@ -290,7 +290,7 @@ def _notes(d: Doc, where: str, params: tuple, period: Period, totals: dict) -> l
     if d.rate != 1 or d.settings.METER_CURRENCY.upper() != "USD":
         notes.append(d.p(w("converted", rate=w.decimal(d.rate.normalize()), currency=text(d.settings.METER_CURRENCY)), "small"))
     notes.append(d.p(w("rounding"), "small"))
-    return notes
+    return [KeepTogether(notes)]  # the notes move to the next page as one block, never one line alone
 
 
 def reconciliation_words(d: Doc, rec: dict) -> str:
@@ -466,16 +466,17 @@ def user_statement(meter, user_id: str, period: Period) -> bytes:
     for m in figures["models"]:
         rows.append([d.cell(m["model"]), w.number(m["answers"]), w.number(m["prompt"]), w.number(m["completion"]), d.usd(m["cost"])])
     rows.append([w("subtotal"), w.number(totals["answers"]), w.number(totals["prompt"]), w.number(totals["completion"]), d.usd(totals["cost"])])
-    story.append(_table(rows, [54 * mm, 24 * mm, 33 * mm, 33 * mm, 30 * mm], money_cols=(1, 2, 3, 4)))
+    if totals["answers"]:
+        story.append(_table(rows, [54 * mm, 24 * mm, 33 * mm, 33 * mm, 30 * mm], money_cols=(1, 2, 3, 4)))
+    else:  # one plain line rather than an empty table and chart
+        story.append(d.p(w("no_usage")))
     tasks = task_line(d, "user_id = ?", (user_id,), period)
     if tasks is not None:
         story += [Spacer(1, 2 * mm), tasks]
-    daily = {r["day"]: r["cost"] for r in meter.db.query(
-        "SELECT day, sum(cost_nano) AS cost FROM usage_day_user WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY day", (user_id, *period.days))}
     if totals["answers"]:
+        daily = {r["day"]: r["cost"] for r in meter.db.query(
+            "SELECT day, sum(cost_nano) AS cost FROM usage_day_user WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY day", (user_id, *period.days))}
         story += [d.p(w("cost_per_day"), "h2"), _chart(d, [(day, daily.get(day, 0)) for day in period.day_list()])]
-    else:
-        story.append(d.p(w("no_usage")))
     story += [d.p(w("charges"), "h2"), _table(_charge_rows(d, c), [144 * mm, 30 * mm], header=False, money_cols=(1,), total=9)]
     balance = balance_figures(meter, user_id, period)
     if balance is not None:

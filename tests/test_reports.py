@@ -330,6 +330,7 @@ def test_a_user_without_usage_gets_a_line_not_an_empty_chart(data_dir, monkeypat
     content = pdf_text(client.get("/api/v1/reports/user/idle.pdf?month=2026-11", headers=admin).data)
     assert "No usage in this period." in content
     assert "Cost per day" not in content and "% of the usage was confirmed" not in content
+    assert "Subtotal" not in content and "Input tokens" not in content  # no empty table either
     used = pdf_text(client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11", headers=admin).data)
     assert "Cost per day" in used and "No usage in this period." not in used
     app.config["METER"].stop()
@@ -381,6 +382,25 @@ def test_every_page_of_a_long_summary_is_numbered(data_dir, monkeypatch):
     assert len(pages) >= 2
     assert [re.search(r"Page (\d+) of (\d+)", p).groups() for p in pages] == [(str(i), str(len(pages))) for i in range(1, len(pages) + 1)]
     app.config["METER"].stop()
+
+
+def test_the_notes_stay_together_on_one_page_whatever_the_length(data_dir, monkeypatch):
+    """However many users push the notes toward a page break, they move as one block: never a
+    last page holding one lone note."""
+    app, client, admin = make_app(data_dir, monkeypatch)
+    meter = app.config["METER"]
+    for i in range(20):
+        record_many(meter, {"id": f"user-{i:03}", "email": f"user{i}@example.com", "name": f"User {i:03}", "role": "user"}, 1, (i + 1) * 10_000_000)
+    layouts = set()
+    for i in range(20, 40):
+        record_many(meter, {"id": f"user-{i:03}", "email": f"user{i}@example.com", "name": f"User {i:03}", "role": "user"}, 1, (i + 1) * 10_000_000)
+        pages = page_texts(client.get("/api/v1/reports/summary.pdf?month=2026-11", headers=admin).data)
+        first = [n for n, p in enumerate(pages) if "of the usage was confirmed" in p]
+        last = [n for n, p in enumerate(pages) if "Amounts are rounded to the cent" in p]
+        assert first == last and len(first) == 1, (i, first, last)
+        layouts.add((len(pages), first[0]))
+    assert len(layouts) > 1  # the users did move the notes across a page break
+    meter.stop()
 
 
 @pytest.mark.parametrize("name, value", [("METER_PAYMENT_TERMS_DAYS", "soon"), ("METER_PAYMENT_TERMS_DAYS", "-1"), ("METER_PAYMENT_TERMS_DAYS", "1000")])
