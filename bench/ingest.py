@@ -1,11 +1,12 @@
-"""Ingest throughput and latency: outlet events into a real waitress server on loopback.
+"""Ingest throughput and latency: the plugin's endpoints on a real waitress server on loopback.
 
 Runs the meter in a child process (so the load generator does not share its GIL) with one extra
 route, ``/baseline``, that answers like the outlet but touches no database: the figure the ingest
 path is compared with, measured on the same server in the same run.
 
 The load comes from ``wrk`` (Debian package ``wrk``) with keep-alive connections, each request an
-outlet event with a unique key. Without wrk, Python client threads are used instead (slower, and
+answer with a unique key: the outlet's payload for /baseline, the outlet and the inlet,
+owui-metering's for its record endpoint (/api/v1/metering/record). Without wrk, Python client threads are used instead (slower, and
 then the client is part of what is measured).
 
     python bench/ingest.py [--clients 16] [--seconds 10] [--threads 8]
@@ -68,9 +69,16 @@ WRK_SCRIPT = textwrap.dedent(
     end
     request = function()
       counter = counter + 1
-      local body = '{"key":"' .. prefix .. counter .. '","user":{"id":"u' .. (counter % 50) ..
-        '","email":"u@example.com","name":"User","role":"user"},"model":"openai/gpt-4o-mini",' ..
-        '"chat_id":"c","message_id":"m","usage":{"prompt_tokens":12,"completion_tokens":34,"cost":0.0000123}}'
+      local user = '"user":{"id":"u' .. (counter % 50) .. '","email":"u@example.com","name":"User","role":"user"}'
+      local body
+      if string.find(wrk.path, "metering") then
+        -- owui-metering's filter payload (its old record endpoint)
+        body = '{' .. user .. ',"activity":{"id":"' .. prefix .. counter .. '","model":"openai/gpt-4o-mini",' ..
+          '"prompt_token":12,"completion_token":34,"cost":0.0000123}}'
+      else
+        body = '{"key":"' .. prefix .. counter .. '",' .. user .. ',"model":"openai/gpt-4o-mini",' ..
+          '"chat_id":"c","message_id":"m","usage":{"prompt_tokens":12,"completion_tokens":34,"cost":0.0000123}}'
+      end
       return wrk.format("POST", nil, {["Content-Type"]="application/json", ["Authorization"]="Bearer API_KEY"}, body)
     end
     done = function(summary, latency, requests)
@@ -80,6 +88,9 @@ WRK_SCRIPT = textwrap.dedent(
     end
     """
 ).replace("API_KEY", API_KEY)
+
+
+ROUTES = (("baseline", "/baseline"), ("outlet", "/api/v1/outlet"), ("inlet", "/api/v1/inlet"), ("record", "/api/v1/metering/record"))
 
 
 def free_port() -> int:
@@ -104,6 +115,16 @@ def start_server(data_dir: str, threads: int) -> tuple[subprocess.Popen, str]:
     raise SystemExit("server did not start")
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) the process has used so far; None where /proc is missing."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(url: str, path: str, clients: int, seconds: int) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(WRK_SCRIPT)
@@ -126,7 +147,10 @@ def run_python(url: str, path: str, clients: int, seconds: int) -> dict:
     def client(_):
         session, latencies = requests.Session(), []
         while time.monotonic() < deadline:
-            body = {"key": uuid.uuid4().hex, "user": {"id": "u"}, "model": "m", "usage": {"prompt_tokens": 1, "cost": 0.000001}}
+            if "metering" in path:
+                body = {"user": {"id": "u"}, "activity": {"id": uuid.uuid4().hex, "model": "m", "prompt_token": 1, "cost": 0.000001}}
+            else:
+                body = {"key": uuid.uuid4().hex, "user": {"id": "u"}, "model": "m", "usage": {"prompt_tokens": 1, "cost": 0.000001}}
             t = time.perf_counter()
             session.post(url + path, json=body, headers={"Authorization": f"Bearer {API_KEY}"})
             latencies.append((time.perf_counter() - t) * 1000)
@@ -150,14 +174,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as data_dir:
         proc, url = start_server(data_dir, args.threads)
         try:
-            print(f"{'route':<10} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}")
+            print(f"{'route':<10} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6} {'cpu ms/req':>10}")
             for clients in args.clients:
                 results = {}
-                for route, path in (("baseline", "/baseline"), ("outlet", "/api/v1/outlet"), ("inlet", "/api/v1/inlet")):
+                for route, path in ROUTES:
+                    cpu_before = cpu_seconds(proc.pid)
                     r = results[route] = load(url, path, clients, args.seconds)
-                    print(f"{route:<10} {clients:>7} {r['per_s']:>9.0f} {r['p50_ms']:>8.2f} {r['p95_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['max_ms']:>8.2f} {r['errors']:>6}")
-                for route in ("outlet", "inlet"):
-                    print(f"{'':<10} {clients:>7} {route}/baseline throughput: {results[route]['per_s'] / results['baseline']['per_s']:.0%}")
+                    cpu_after = cpu_seconds(proc.pid)
+                    # the server's CPU per request: steadier than req/s on a machine shared with other work
+                    cpu = f"{(cpu_after - cpu_before) * 1000 / r['requests']:.3f}" if cpu_before is not None and r["requests"] else "-"
+                    print(f"{route:<10} {clients:>7} {r['per_s']:>9.0f} {r['p50_ms']:>8.2f} {r['p95_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['max_ms']:>8.2f} {r['errors']:>6} {cpu:>10}")
+                for route, _ in ROUTES[1:]:
+                    base = results["baseline"]
+                    print(f"{'':<10} {clients:>7} {route}/baseline throughput: {results[route]['per_s'] / base['per_s']:.0%}, "
+                          f"p99: {results[route]['p99_ms'] / base['p99_ms']:.2f}x")
             stored = requests.get(url + "/healthcheck", timeout=5).json()
             print("healthcheck after load:", json.dumps(stored))
         finally:
