@@ -24,6 +24,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import requests
@@ -65,7 +66,9 @@ WRK_SCRIPT = textwrap.dedent(
       table.insert(threads, thread)
     end
     function init(args)
-      prefix = "w" .. tid .. "-" .. math.random(1, 1e9) .. "-"
+      -- the run's own id (wrk's math.random starts from the same seed in every run: keys of an
+      -- earlier route would come again, and the write path be measured as duplicates)
+      prefix = "w" .. args[1] .. "-" .. tid .. "-"
     end
     request = function()
       counter = counter + 1
@@ -129,7 +132,7 @@ def run_wrk(url: str, path: str, clients: int, seconds: int) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(WRK_SCRIPT)
     out = subprocess.run(
-        ["wrk", "-t", "1", "-c", str(clients), "-d", f"{seconds}s", "--latency", "-s", fh.name, url + path],
+        ["wrk", "-t", "1", "-c", str(clients), "-d", f"{seconds}s", "--latency", "-s", fh.name, url + path, "--", uuid.uuid4().hex],
         capture_output=True, text=True, check=True,
     ).stdout
     line = next(l for l in out.splitlines() if l.startswith("RESULT"))
@@ -140,7 +143,6 @@ def run_wrk(url: str, path: str, clients: int, seconds: int) -> dict:
 
 def run_python(url: str, path: str, clients: int, seconds: int) -> dict:
     import concurrent.futures
-    import uuid
 
     deadline = time.monotonic() + seconds
 
