@@ -104,11 +104,28 @@ class Meter:
         """May this user chat now? (allow, message to show when not)."""
         return self.budgets.inlet_policy(parsed_inlet)
 
-    def outlet_notice(self, row: dict, lang: str) -> str:
-        """The line shown above an answer: its cost and what is left of the user's budgets."""
-        query = self.db.query
-        user_id = row["user_id"]
-        return outlet_notice(row, lang, self.budgets.states(query, user_id), self.budgets.balance(query, user_id), link_for(self, user_id))
+    def record_answer(self, event) -> tuple:
+        """Record an outlet answer (:meth:`Ledger.record`); (recorded, what its notice needs).
+
+        The budgets' states and the balance are read in the same write job, right after the
+        answer counted, on the writer's connection: its pages are in cache, where a read
+        connection would start a read transaction and fetch again what the commit just changed.
+        None instead of the figures when the key names another answer (no notice then).
+        """
+        def job(conn):
+            recorded = self.ledger.record_in(conn, event)
+            if recorded.conflict:
+                return recorded, None
+            query, user_id = (lambda sql, params=(): conn.execute(sql, params).fetchall()), recorded.row["user_id"]
+            return recorded, (self.budgets.states(query, user_id), self.budgets.balance(query, user_id))
+
+        return self.db.submit(job)
+
+    def outlet_notice(self, row: dict, lang: str, figures: tuple) -> str:
+        """The line shown above an answer: its cost and what is left of the user's budgets;
+        ``figures`` as :meth:`record_answer` gives them."""
+        states, balance = figures
+        return outlet_notice(row, lang, states, balance, link_for(self, row["user_id"]))
 
     # --- time zone ------------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ def outlet():
     body = json_body()
     event = ingest.parse_outlet(body, meter().settings.METER_MAX_ANSWER_USD)
     m = meter()
-    recorded = m.ledger.record(event)
+    recorded, figures = m.record_answer(event)
     row = recorded.row
     if recorded.conflict:
         return conflict_answer(m, event, recorded)
@@ -51,7 +51,7 @@ def outlet():
         "duplicate": recorded.duplicate,
         "cost_usd": nano_to_usd(row["cost_nano"]) if row["cost_source"] != "pending" else None,
         "cost_source": row["cost_source"],
-        "notice": m.outlet_notice(row, lang),
+        "notice": m.outlet_notice(row, lang, figures),
         "timestamp": ms_to_iso(row["ts"]),
         "timestamp_adjusted": event.timestamp_adjusted,
     }
