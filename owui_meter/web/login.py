@@ -259,6 +259,15 @@ class SessionCookies(SecureCookieSessionInterface):
             return self.session_class()
         return super().open_session(app, request)
 
+    def save_session(self, app, session, response):
+        if not session and not session.modified:
+            # nothing to set or delete (the plugin's calls): Flask would still read every cookie
+            # setting first. Vary: Cookie as Flask adds it when the session was looked at.
+            if session.accessed:
+                response.vary.add("Cookie")
+            return
+        super().save_session(app, session, response)
+
 
 # --- the pages ------------------------------------------------------------------------------------
 

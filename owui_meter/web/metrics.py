@@ -76,6 +76,7 @@ def init_app(app, meter) -> None:
     latency = Histogram("owui_meter_request_seconds", "Request latency", ["method", "route"], registry=registry,
                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
     app.config["METRICS_REGISTRY"] = registry
+    series = {}  # (method, route) -> its histogram: labels() checks and locks on every call
 
     @app.before_request
     def _start():
@@ -86,7 +87,11 @@ def init_app(app, meter) -> None:
         started = request.environ.get("owui_meter.started")
         if started is not None:
             route = request.url_rule.rule if request.url_rule else "unmatched"  # bounded: rules, not paths
-            latency.labels(request.method, route).observe(time.perf_counter() - started)
+            key = (request.method, route)
+            histogram = series.get(key)
+            if histogram is None:
+                histogram = series[key] = latency.labels(*key)
+            histogram.observe(time.perf_counter() - started)
         return response
 
     app.register_blueprint(bp)

@@ -30,7 +30,8 @@ PAGE_HEADERS = (
 def init_app(app) -> None:
     @app.before_request
     def start_timer():
-        g.request_started = time.perf_counter()
+        if access_log.isEnabledFor(logging.INFO):
+            g.request_started = time.perf_counter()
 
     @app.after_request
     def finish(response):
@@ -44,9 +45,10 @@ def init_app(app) -> None:
                 headers.setdefault(name, value)
             if response.mimetype == "text/html":
                 headers["Cache-Control"] = "no-store"  # pages show spend, and /status the API key
-        started = g.get("request_started")
-        elapsed_ms = (time.perf_counter() - started) * 1000 if started else 0.0
-        # the path only: query strings and bodies may carry tokens
-        path = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", _TOKEN_IN_PATH.sub("[token]", request.path))
-        access_log.info("%s %s %d %.1fms", request.method, path, response.status_code, elapsed_ms)
+        if access_log.isEnabledFor(logging.INFO):  # off at the default level: no line to make
+            started = g.get("request_started")
+            elapsed_ms = (time.perf_counter() - started) * 1000 if started else 0.0
+            # the path only: query strings and bodies may carry tokens
+            path = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", _TOKEN_IN_PATH.sub("[token]", request.path))
+            access_log.info("%s %s %d %.1fms", request.method, path, response.status_code, elapsed_ms)
         return response
