@@ -36,7 +36,12 @@ def test_metrics_reflect_the_ledger(client):
     assert s[("owui_meter_user_cost_usd_total", (("user", BOB["id"]),))] == 1.25
     assert s[("owui_meter_lookups_pending", ())] == 1
     assert s[("owui_meter_database_bytes", ())] > 0
-    assert any(name == "owui_meter_request_seconds_count" and dict(labels).get("route") == "/api/v1/outlet" for name, labels in s)
+    client.post("/api/v1/inlet", json=outlet_body(key="d", user=ADA), headers=H)
+    s = samples(client.get("/metrics").get_data(as_text=True))
+    # one latency series per method and route, each counting only its own requests
+    assert s[("owui_meter_request_seconds_count", (("method", "POST"), ("route", "/api/v1/outlet")))] == 3
+    assert s[("owui_meter_request_seconds_count", (("method", "POST"), ("route", "/api/v1/inlet")))] == 1
+    assert s[("owui_meter_request_seconds_count", (("method", "GET"), ("route", "/metrics")))] == 1
 
 
 def test_user_labels_are_bounded(client):

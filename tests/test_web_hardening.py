@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from conftest import ADA, API_KEY, outlet_body
-from test_dashboard import log_in
+from test_dashboard import csrf_of, log_in
 
 H = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -34,6 +34,14 @@ def test_a_valid_admin_token_needs_no_csrf_token(client, meter, admin_headers):
     client.post("/api/v1/outlet", json=outlet_body(key="a", user=ADA, cost=1), headers=H)
     response = client.post(f"/api/v1/users/{ADA['id']}/topups", json={"amount_usd": 5}, headers=admin_headers)
     assert response.status_code == 201 and response.get_json()["balance_usd"] == 5.0
+
+
+def test_plugin_answers_set_no_cookie_and_the_session_cookie_still_comes_and_goes(client, meter):
+    answer = client.post("/api/v1/outlet", json=outlet_body(key="a", user=ADA, cost=1), headers=H)
+    assert answer.status_code == 202 and "Set-Cookie" not in answer.headers
+    assert log_in(client, meter).headers["Set-Cookie"].startswith("owui_meter_session=")
+    logout = client.post("/logout", data={"csrf_token": csrf_of(client, "/")})  # the emptied session's cookie is removed
+    assert logout.headers["Set-Cookie"].startswith("owui_meter_session=;") and "Expires=Thu, 01 Jan 1970" in logout.headers["Set-Cookie"]
 
 
 def test_pages_are_never_cached_but_static_files_may_be(logged_in):
