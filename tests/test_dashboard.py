@@ -1,6 +1,7 @@
 """Dashboard security and pages over the Flask client: login, sessions, CSRF, escaping, CSV."""
 
 import csv
+import html
 import io
 import re
 
@@ -246,3 +247,22 @@ def test_erase_from_the_dashboard_needs_confirmation(client, meter, seeded):
     assert meter.db.query_one("SELECT 1 AS x FROM users WHERE id = ?", (BOB["id"],)) is None
     assert meter.db.query_one("SELECT sum(cost_nano) AS c FROM usage_daily")["c"] == 1_750_000_000
     assert meter.db.query_one("SELECT actor, action FROM audit_log WHERE action LIKE 'user.%'") == {"actor": "admin", "action": "user.anonymise"}
+
+
+def test_reports_page_links_each_statement_as_url_for_would(client, meter, app, now):
+    """The page builds one statement link and fills in each user (not url_for per row): the same links."""
+    odd = [{"id": "zoë müller+1@example.com", "email": "z@example.com"}, {"id": "a b&c;d=e", "email": "a@example.com"}, ADA]
+    now.advance(-20 * 86400)  # into the month before
+    for i, user in enumerate(odd):
+        assert client.post("/api/v1/outlet", json=outlet_body(key=f"r{i}", user=user, cost=0.5 + i), headers=H).status_code == 202
+    now.advance(20 * 86400)
+    log_in(client, meter)
+    page = client.get("/reports").get_data(as_text=True)
+    links = re.findall(r'<a href="([^"]+)">Statement</a>', page)
+    with app.test_request_context():
+        from flask import url_for
+        period = {"from": "2026-12-01", "to": "2026-12-31"}
+        expected = [url_for("reports.user_pdf", user_id=u["id"], **period) for u in sorted(odd, key=lambda u: -(0.5 + odd.index(u)))]
+    assert [html.unescape(link) for link in links] == expected
+    for link in links:  # and each opens that user's statement
+        assert client.get(html.unescape(link)).status_code == 200

@@ -124,17 +124,22 @@ def test_time_zone_change_rebuilds_daily_totals(data_dir, plugin_headers):
     moved.config["METER"].stop()
 
 
-ROLLUPS = {"usage_day_user": "user_id", "usage_day_model": "model", "usage_day_source": "source"}
+ROLLUPS = {"usage_day_user": "user_id", "usage_day_model": "model", "usage_day_source": "source", "usage_model_source_day": "model, source"}
 SUMS = "sum(answers) AS answers, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(reasoning_tokens) AS r, " \
        "sum(cached_tokens) AS k, sum(cost_nano) AS cost, sum(confirmed_cost_nano) AS confirmed"
 
 
 def assert_rollups_match(db):
-    """Each rollup holds exactly usage_daily grouped by day and its key, no row more or less."""
+    """Each rollup holds exactly usage_daily grouped by day and its key, no row more or less; the
+    cost-state rollup exactly the events grouped by cost source, lookup pending and quarter hour."""
     for table, key in ROLLUPS.items():
         expected = db.query(f"SELECT day, {key}, {SUMS} FROM usage_daily GROUP BY day, {key} ORDER BY day, {key}")
         kept = db.query(f"SELECT day, {key}, {SUMS} FROM {table} GROUP BY day, {key} ORDER BY day, {key}")
         assert kept == expected, table
+    expected = db.query("""SELECT cost_source, lookup_state = 'pending' AS pending, ts / 900000 AS quarter, count(*) AS answers,
+                                  sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(cost_nano) AS cost FROM events GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""")
+    kept = db.query("SELECT cost_source, pending, quarter, answers, prompt_tokens AS p, completion_tokens AS c, cost_nano AS cost FROM events_cost_quarter ORDER BY 1, 2, 3")
+    assert kept == expected and expected, "events_cost_quarter"
 
 
 def test_rollups_follow_every_change_of_the_daily_totals(data_dir, admin_headers, plugin_headers, monkeypatch):
@@ -158,6 +163,12 @@ def test_rollups_follow_every_change_of_the_daily_totals(data_dir, admin_headers
     with meter.db.write() as conn:
         meter.ledger.set_cost(conn, row["id"], 9_000_000_000, "generation")
     assert_rollups_match(meter.db)
+    # the lookup done: the answer leaves the awaiting ones for the confirmed ones
+    row = meter.db.query_one("SELECT * FROM events WHERE key = 'k4'")
+    with meter.db.write() as conn:
+        meter.ledger.set_cost(conn, row["id"], 1_000_000_000, "generation", "confirmed")
+    assert_rollups_match(meter.db)
+    assert meter.db.query_one("SELECT answers FROM events_cost_quarter WHERE cost_source = 'generation' AND pending = 0")["answers"] == 1
     erase_user(meter, "bob", "anonymise", "test")
     assert_rollups_match(meter.db)
     erase_user(meter, "eve", "delete", "test")

@@ -1,0 +1,97 @@
+-- What the Events page's totals row and cost-state filter ask, kept as small as the calendar:
+--
+-- usage_model_source_day: usage_daily summed per model × source × day, for a filter on a model
+-- and a source together (the one pair of usage_daily's keys without a rollup of its own). Triggers
+-- keep it in step with usage_daily, as 0013's rollups are.
+--
+-- events_cost_quarter: the events summed per cost source × lookup pending or not × quarter hour
+-- (UTC ms / 900000), for a filter on a cost state or cost source. Every time zone's day starts on
+-- a quarter hour, so any period of local days is a run of whole quarters. Triggers on events keep
+-- it equal to the events themselves (a pruned event leaves it too, as it leaves the events).
+--
+-- events_cost_source_ts: the newest events of one cost source, for the Events page's list under
+-- a cost-state filter (an awaiting or unpriced answer can be rare: without it the list scanned
+-- the whole ledger to find fifty).
+--
+-- `owui-meter check` compares both rollups with what they sum.
+
+CREATE TABLE usage_model_source_day (
+    model TEXT NOT NULL,
+    source TEXT NOT NULL,
+    day TEXT NOT NULL,
+    answers INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+    cached_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_nano INTEGER NOT NULL DEFAULT 0,
+    confirmed_cost_nano INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (model, source, day)
+) WITHOUT ROWID;
+INSERT INTO usage_model_source_day SELECT model, source, day, sum(answers), sum(prompt_tokens), sum(completion_tokens), sum(reasoning_tokens), sum(cached_tokens), sum(cost_nano), sum(confirmed_cost_nano)
+    FROM usage_daily GROUP BY model, source, day;
+
+CREATE TRIGGER usage_daily_model_source_insert AFTER INSERT ON usage_daily BEGIN
+    INSERT INTO usage_model_source_day VALUES (NEW.model, NEW.source, NEW.day, NEW.answers, NEW.prompt_tokens, NEW.completion_tokens, NEW.reasoning_tokens, NEW.cached_tokens, NEW.cost_nano, NEW.confirmed_cost_nano)
+        ON CONFLICT (model, source, day) DO UPDATE SET answers = answers + excluded.answers, prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, cached_tokens = cached_tokens + excluded.cached_tokens, cost_nano = cost_nano + excluded.cost_nano, confirmed_cost_nano = confirmed_cost_nano + excluded.confirmed_cost_nano;
+END;
+
+-- the common update (a cost change, another answer on the same day): add the difference
+CREATE TRIGGER usage_daily_model_source_change AFTER UPDATE ON usage_daily WHEN OLD.day = NEW.day AND OLD.model = NEW.model AND OLD.source = NEW.source BEGIN
+    UPDATE usage_model_source_day SET answers = answers + NEW.answers - OLD.answers, prompt_tokens = prompt_tokens + NEW.prompt_tokens - OLD.prompt_tokens, completion_tokens = completion_tokens + NEW.completion_tokens - OLD.completion_tokens, reasoning_tokens = reasoning_tokens + NEW.reasoning_tokens - OLD.reasoning_tokens, cached_tokens = cached_tokens + NEW.cached_tokens - OLD.cached_tokens, cost_nano = cost_nano + NEW.cost_nano - OLD.cost_nano, confirmed_cost_nano = confirmed_cost_nano + NEW.confirmed_cost_nano - OLD.confirmed_cost_nano
+        WHERE model = NEW.model AND source = NEW.source AND day = NEW.day;
+END;
+
+-- an update that moves the row to another day, model or source: take the old out, put the new in
+CREATE TRIGGER usage_daily_model_source_move AFTER UPDATE ON usage_daily WHEN NOT (OLD.day = NEW.day AND OLD.model = NEW.model AND OLD.source = NEW.source) BEGIN
+    UPDATE usage_model_source_day SET answers = answers - OLD.answers, prompt_tokens = prompt_tokens - OLD.prompt_tokens, completion_tokens = completion_tokens - OLD.completion_tokens, reasoning_tokens = reasoning_tokens - OLD.reasoning_tokens, cached_tokens = cached_tokens - OLD.cached_tokens, cost_nano = cost_nano - OLD.cost_nano, confirmed_cost_nano = confirmed_cost_nano - OLD.confirmed_cost_nano
+        WHERE model = OLD.model AND source = OLD.source AND day = OLD.day;
+    INSERT INTO usage_model_source_day VALUES (NEW.model, NEW.source, NEW.day, NEW.answers, NEW.prompt_tokens, NEW.completion_tokens, NEW.reasoning_tokens, NEW.cached_tokens, NEW.cost_nano, NEW.confirmed_cost_nano)
+        ON CONFLICT (model, source, day) DO UPDATE SET answers = answers + excluded.answers, prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, cached_tokens = cached_tokens + excluded.cached_tokens, cost_nano = cost_nano + excluded.cost_nano, confirmed_cost_nano = confirmed_cost_nano + excluded.confirmed_cost_nano;
+    DELETE FROM usage_model_source_day WHERE model = OLD.model AND source = OLD.source AND day = OLD.day AND answers = 0 AND cost_nano = 0 AND confirmed_cost_nano = 0;
+END;
+
+CREATE TRIGGER usage_daily_model_source_delete AFTER DELETE ON usage_daily BEGIN
+    UPDATE usage_model_source_day SET answers = answers - OLD.answers, prompt_tokens = prompt_tokens - OLD.prompt_tokens, completion_tokens = completion_tokens - OLD.completion_tokens, reasoning_tokens = reasoning_tokens - OLD.reasoning_tokens, cached_tokens = cached_tokens - OLD.cached_tokens, cost_nano = cost_nano - OLD.cost_nano, confirmed_cost_nano = confirmed_cost_nano - OLD.confirmed_cost_nano
+        WHERE model = OLD.model AND source = OLD.source AND day = OLD.day;
+    DELETE FROM usage_model_source_day WHERE model = OLD.model AND source = OLD.source AND day = OLD.day AND answers = 0 AND cost_nano = 0 AND confirmed_cost_nano = 0;
+END;
+
+
+CREATE TABLE events_cost_quarter (
+    cost_source TEXT NOT NULL,
+    pending INTEGER NOT NULL,  -- lookup_state = 'pending'
+    quarter INTEGER NOT NULL,  -- ts / 900000
+    answers INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_nano INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (cost_source, pending, quarter)
+) WITHOUT ROWID;
+INSERT INTO events_cost_quarter SELECT cost_source, lookup_state = 'pending', ts / 900000, count(*), sum(prompt_tokens), sum(completion_tokens), sum(cost_nano)
+    FROM events GROUP BY 1, 2, 3;
+
+CREATE TRIGGER events_cost_quarter_insert AFTER INSERT ON events BEGIN
+    INSERT INTO events_cost_quarter VALUES (NEW.cost_source, NEW.lookup_state = 'pending', NEW.ts / 900000, 1, NEW.prompt_tokens, NEW.completion_tokens, NEW.cost_nano)
+        ON CONFLICT (cost_source, pending, quarter) DO UPDATE SET answers = answers + 1, prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, cost_nano = cost_nano + excluded.cost_nano;
+END;
+
+CREATE TRIGGER events_cost_quarter_change AFTER UPDATE OF ts, prompt_tokens, completion_tokens, cost_nano, cost_source, lookup_state ON events BEGIN
+    UPDATE events_cost_quarter SET answers = answers - 1, prompt_tokens = prompt_tokens - OLD.prompt_tokens, completion_tokens = completion_tokens - OLD.completion_tokens, cost_nano = cost_nano - OLD.cost_nano
+        WHERE cost_source = OLD.cost_source AND pending = (OLD.lookup_state = 'pending') AND quarter = OLD.ts / 900000;
+    INSERT INTO events_cost_quarter VALUES (NEW.cost_source, NEW.lookup_state = 'pending', NEW.ts / 900000, 1, NEW.prompt_tokens, NEW.completion_tokens, NEW.cost_nano)
+        ON CONFLICT (cost_source, pending, quarter) DO UPDATE SET answers = answers + 1, prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, cost_nano = cost_nano + excluded.cost_nano;
+    DELETE FROM events_cost_quarter WHERE cost_source = OLD.cost_source AND pending = (OLD.lookup_state = 'pending') AND quarter = OLD.ts / 900000 AND answers = 0;
+END;
+
+CREATE TRIGGER events_cost_quarter_delete AFTER DELETE ON events BEGIN
+    UPDATE events_cost_quarter SET answers = answers - 1, prompt_tokens = prompt_tokens - OLD.prompt_tokens, completion_tokens = completion_tokens - OLD.completion_tokens, cost_nano = cost_nano - OLD.cost_nano
+        WHERE cost_source = OLD.cost_source AND pending = (OLD.lookup_state = 'pending') AND quarter = OLD.ts / 900000;
+    DELETE FROM events_cost_quarter WHERE cost_source = OLD.cost_source AND pending = (OLD.lookup_state = 'pending') AND quarter = OLD.ts / 900000 AND answers = 0;
+END;
+
+CREATE INDEX events_cost_source_ts ON events (cost_source, ts, id);
+
+ANALYZE usage_model_source_day;
+ANALYZE events_cost_quarter;
+ANALYZE events_cost_source_ts;
