@@ -166,8 +166,8 @@ def _daily_totals(db, zone, pruned: int, provider_counts: bool) -> list[str]:
     return problems
 
 
-ROLLUPS = (("usage_day_user", ("user_id",)), ("usage_day_model", ("model",)), ("usage_day_source", ("source",)),
-           ("usage_model_source_day", ("model", "source")))
+ROLLUPS = (("usage_day_user", "day", ("user_id",)), ("usage_day_model", "day", ("model",)), ("usage_day_source", "day", ("source",)),
+           ("usage_model_source_day", "day", ("model", "source")), ("usage_month_user", "substr(day, 1, 7) AS month", ("user_id",)))
 QUARTER_COLUMNS = ("answers", "prompt_tokens", "completion_tokens", "cost_nano")
 
 
@@ -176,10 +176,11 @@ def _rollups(db) -> list[str]:
     and events_cost_quarter exactly the events' (pruned events leave both)."""
     problems = []
     sums = ", ".join(f"sum({c}) AS {c}" for c in ROLLUP_COLUMNS)
-    for table, columns in ROLLUPS:
+    for table, when, columns in ROLLUPS:
         keys = ", ".join(columns)
-        expected = {(r["day"], *(r[c] for c in columns)): r for r in db.query(f"SELECT day, {keys}, {sums} FROM usage_daily GROUP BY day, {keys}")}
-        kept = {(r["day"], *(r[c] for c in columns)): r for r in db.query(f"SELECT * FROM {table}")}
+        period = when.split()[-1]  # day, or month of the day
+        expected = {(r[period], *(r[c] for c in columns)): r for r in db.query(f"SELECT {when}, {keys}, {sums} FROM usage_daily GROUP BY 1, {keys}")}
+        kept = {(r[period], *(r[c] for c in columns)): r for r in db.query(f"SELECT * FROM {table}")}
         zero = dict.fromkeys(ROLLUP_COLUMNS, 0)
         for key in sorted(set(expected) | set(kept)):
             want, have = expected.get(key, zero), kept.get(key, zero)

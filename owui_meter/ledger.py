@@ -460,6 +460,26 @@ class Filters:
         return where, params
 
 
+USER_ROLLUP_COLUMNS = "user_id, answers, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_nano, confirmed_cost_nano"
+
+
+def user_rows_sql(days: tuple[str, str]) -> tuple[str, tuple]:
+    """A query for the usage of every user over the local days ``days`` (ISO, both included), with
+    usage_day_user's columns, to sum per user: the whole calendar months inside read from
+    usage_month_user (a row per user and month), only the ragged ends day by day. A month's or a
+    year's totals per user then read a few hundred rows, not one per user and day."""
+    first, last = dt.date.fromisoformat(days[0]), dt.date.fromisoformat(days[1])
+    month_first = first if first.day == 1 else (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    month_last = last if (last + dt.timedelta(days=1)).day == 1 else last.replace(day=1) - dt.timedelta(days=1)
+    by_day = f"SELECT {USER_ROLLUP_COLUMNS} FROM usage_day_user WHERE day BETWEEN ? AND ?"
+    if month_first > month_last:  # no whole month inside
+        return by_day, days
+    return (f"""{by_day} UNION ALL SELECT {USER_ROLLUP_COLUMNS} FROM usage_month_user WHERE month BETWEEN ? AND ?
+                UNION ALL {by_day}""",
+            (days[0], (month_first - dt.timedelta(days=1)).isoformat(), month_first.isoformat()[:7], month_last.isoformat()[:7],
+             (month_last + dt.timedelta(days=1)).isoformat(), days[1]))
+
+
 def encode_cursor(cursor: tuple[int, int] | None) -> str | None:
     if cursor is None:
         return None

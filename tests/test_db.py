@@ -136,6 +136,8 @@ def assert_rollups_match(db):
         expected = db.query(f"SELECT day, {key}, {SUMS} FROM usage_daily GROUP BY day, {key} ORDER BY day, {key}")
         kept = db.query(f"SELECT day, {key}, {SUMS} FROM {table} GROUP BY day, {key} ORDER BY day, {key}")
         assert kept == expected, table
+    expected = db.query(f"SELECT substr(day, 1, 7) AS month, user_id, {SUMS} FROM usage_daily GROUP BY 1, 2 ORDER BY 1, 2")
+    assert db.query(f"SELECT month, user_id, {SUMS} FROM usage_month_user GROUP BY 1, 2 ORDER BY 1, 2") == expected, "usage_month_user"
     expected = db.query("""SELECT cost_source, lookup_state = 'pending' AS pending, ts / 900000 AS quarter, count(*) AS answers,
                                   sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(cost_nano) AS cost FROM events GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""")
     kept = db.query("SELECT cost_source, pending, quarter, answers, prompt_tokens AS p, completion_tokens AS c, cost_nano AS cost FROM events_cost_quarter ORDER BY 1, 2, 3")
@@ -146,7 +148,7 @@ def test_rollups_follow_every_change_of_the_daily_totals(data_dir, admin_headers
     from owui_meter import clock
     from owui_meter.erasure import erase_user
 
-    now = [1_795_000_000.0]
+    now = [1_795_900_000.0]  # 28 November: the answers cross into December (month rollup)
     monkeypatch.setattr(clock, "time_fn", lambda: now[0])
     app = create_app(make_settings(data_dir))
     meter, client = app.config["METER"], app.test_client()

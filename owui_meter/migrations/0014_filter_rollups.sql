@@ -1,4 +1,5 @@
--- What the Events page's totals row and cost-state filter ask, kept as small as the calendar:
+-- What the Events page's totals row and cost-state filter ask, and periods of whole months, kept
+-- as small as the calendar:
 --
 -- usage_model_source_day: usage_daily summed per model × source × day, for a filter on a model
 -- and a source together (the one pair of usage_daily's keys without a rollup of its own). Triggers
@@ -58,6 +59,49 @@ CREATE TRIGGER usage_daily_model_source_delete AFTER DELETE ON usage_daily BEGIN
 END;
 
 
+-- usage_month_user: usage_daily summed per calendar month × user, for periods of whole months (a
+-- month's statements, a year of users): a row per person and month, however many answers and
+-- days. A period's ragged ends come from usage_day_user (ledger.user_rows_sql).
+CREATE TABLE usage_month_user (
+    month TEXT NOT NULL,  -- YYYY-MM of the local day
+    user_id TEXT NOT NULL,
+    answers INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+    cached_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_nano INTEGER NOT NULL DEFAULT 0,
+    confirmed_cost_nano INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (month, user_id)
+) WITHOUT ROWID;
+INSERT INTO usage_month_user SELECT substr(day, 1, 7), user_id, sum(answers), sum(prompt_tokens), sum(completion_tokens), sum(reasoning_tokens), sum(cached_tokens), sum(cost_nano), sum(confirmed_cost_nano)
+    FROM usage_daily GROUP BY 1, 2;
+
+CREATE TRIGGER usage_daily_month_user_insert AFTER INSERT ON usage_daily BEGIN
+    INSERT INTO usage_month_user VALUES (substr(NEW.day, 1, 7), NEW.user_id, NEW.answers, NEW.prompt_tokens, NEW.completion_tokens, NEW.reasoning_tokens, NEW.cached_tokens, NEW.cost_nano, NEW.confirmed_cost_nano)
+        ON CONFLICT (month, user_id) DO UPDATE SET answers = answers + excluded.answers, prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, cached_tokens = cached_tokens + excluded.cached_tokens, cost_nano = cost_nano + excluded.cost_nano, confirmed_cost_nano = confirmed_cost_nano + excluded.confirmed_cost_nano;
+END;
+
+CREATE TRIGGER usage_daily_month_user_change AFTER UPDATE ON usage_daily WHEN substr(OLD.day, 1, 7) = substr(NEW.day, 1, 7) AND OLD.user_id = NEW.user_id BEGIN
+    UPDATE usage_month_user SET answers = answers + NEW.answers - OLD.answers, prompt_tokens = prompt_tokens + NEW.prompt_tokens - OLD.prompt_tokens, completion_tokens = completion_tokens + NEW.completion_tokens - OLD.completion_tokens, reasoning_tokens = reasoning_tokens + NEW.reasoning_tokens - OLD.reasoning_tokens, cached_tokens = cached_tokens + NEW.cached_tokens - OLD.cached_tokens, cost_nano = cost_nano + NEW.cost_nano - OLD.cost_nano, confirmed_cost_nano = confirmed_cost_nano + NEW.confirmed_cost_nano - OLD.confirmed_cost_nano
+        WHERE month = substr(NEW.day, 1, 7) AND user_id = NEW.user_id;
+END;
+
+CREATE TRIGGER usage_daily_month_user_move AFTER UPDATE ON usage_daily WHEN NOT (substr(OLD.day, 1, 7) = substr(NEW.day, 1, 7) AND OLD.user_id = NEW.user_id) BEGIN
+    UPDATE usage_month_user SET answers = answers - OLD.answers, prompt_tokens = prompt_tokens - OLD.prompt_tokens, completion_tokens = completion_tokens - OLD.completion_tokens, reasoning_tokens = reasoning_tokens - OLD.reasoning_tokens, cached_tokens = cached_tokens - OLD.cached_tokens, cost_nano = cost_nano - OLD.cost_nano, confirmed_cost_nano = confirmed_cost_nano - OLD.confirmed_cost_nano
+        WHERE month = substr(OLD.day, 1, 7) AND user_id = OLD.user_id;
+    INSERT INTO usage_month_user VALUES (substr(NEW.day, 1, 7), NEW.user_id, NEW.answers, NEW.prompt_tokens, NEW.completion_tokens, NEW.reasoning_tokens, NEW.cached_tokens, NEW.cost_nano, NEW.confirmed_cost_nano)
+        ON CONFLICT (month, user_id) DO UPDATE SET answers = answers + excluded.answers, prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, cached_tokens = cached_tokens + excluded.cached_tokens, cost_nano = cost_nano + excluded.cost_nano, confirmed_cost_nano = confirmed_cost_nano + excluded.confirmed_cost_nano;
+    DELETE FROM usage_month_user WHERE month = substr(OLD.day, 1, 7) AND user_id = OLD.user_id AND answers = 0 AND cost_nano = 0 AND confirmed_cost_nano = 0;
+END;
+
+CREATE TRIGGER usage_daily_month_user_delete AFTER DELETE ON usage_daily BEGIN
+    UPDATE usage_month_user SET answers = answers - OLD.answers, prompt_tokens = prompt_tokens - OLD.prompt_tokens, completion_tokens = completion_tokens - OLD.completion_tokens, reasoning_tokens = reasoning_tokens - OLD.reasoning_tokens, cached_tokens = cached_tokens - OLD.cached_tokens, cost_nano = cost_nano - OLD.cost_nano, confirmed_cost_nano = confirmed_cost_nano - OLD.confirmed_cost_nano
+        WHERE month = substr(OLD.day, 1, 7) AND user_id = OLD.user_id;
+    DELETE FROM usage_month_user WHERE month = substr(OLD.day, 1, 7) AND user_id = OLD.user_id AND answers = 0 AND cost_nano = 0 AND confirmed_cost_nano = 0;
+END;
+
+
 CREATE TABLE events_cost_quarter (
     cost_source TEXT NOT NULL,
     pending INTEGER NOT NULL,  -- lookup_state = 'pending'
@@ -93,5 +137,6 @@ END;
 CREATE INDEX events_cost_source_ts ON events (cost_source, ts, id);
 
 ANALYZE usage_model_source_day;
+ANALYZE usage_month_user;
 ANALYZE events_cost_quarter;
 ANALYZE events_cost_source_ts;

@@ -10,7 +10,7 @@ from flask import Blueprint, request
 
 from ... import __version__
 from ...errors import BadInput
-from ...ledger import UNATTRIBUTED
+from ...ledger import UNATTRIBUTED, user_rows_sql
 from ...periods import PRESETS, Period, next_month, parse_date
 from ..charts import OTHERS, TOP_SERIES, model_label
 from ..params import meter, period_from_request
@@ -82,10 +82,10 @@ def totals(period: Period, user_id: str | None = None) -> dict:
             FROM {table} WHERE {where}day BETWEEN ? AND ?""",
         (*params, *period.days),
     )
-    row["users"] = db.query_one(
-        f"SELECT count(DISTINCT nullif(user_id, ?)) AS n FROM usage_day_user WHERE {where}day BETWEEN ? AND ?",
-        (UNATTRIBUTED, *params, *period.days),
-    )["n"]
+    # one user's days along their index; everyone's from whole months where the period has them
+    per_user, days = (f"SELECT user_id FROM usage_day_user WHERE {where}day BETWEEN ? AND ?", (*params, *period.days)) if user_id \
+        else user_rows_sql(period.days)
+    row["users"] = db.query_one(f"SELECT count(DISTINCT nullif(user_id, ?)) AS n FROM ({per_user})", (UNATTRIBUTED, *days))["n"]
     return row
 
 

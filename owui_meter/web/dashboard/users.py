@@ -11,7 +11,7 @@ from flask_login import current_user
 from ... import budgets, clock, me_links
 from ...erasure import erase_user
 from ...errors import BadInput
-from ...ledger import is_unattributed
+from ...ledger import is_unattributed, user_rows_sql
 from ...budgets import PERIOD_WORDS
 from ...money import MAX_INPUT_USD, format_usd, parse_usd_nano
 from ..access import require_login
@@ -38,13 +38,15 @@ def users():
     sort, direction, order = sort_order(request.args, SORTS, "cost")
     db = meter().db
     ids = matching_user_ids(db, search) if search else None
+    per_user, params = user_rows_sql(period.days)
     rows = db.query(
         f"""SELECT u.id, u.name, u.email, u.role, (SELECT max(e.ts) FROM events e WHERE e.user_id = u.id) AS last_answer,
-                   coalesce(sum(d.cost_nano), 0) AS cost, coalesce(sum(d.answers), 0) AS answers
-            FROM users u LEFT JOIN usage_day_user d ON d.user_id = u.id AND d.day BETWEEN ? AND ?
+                   coalesce(d.cost, 0) AS cost, coalesce(d.answers, 0) AS answers
+            FROM users u LEFT JOIN (SELECT user_id, sum(cost_nano) AS cost, sum(answers) AS answers FROM ({per_user}) GROUP BY user_id) d
+                 ON d.user_id = u.id
             WHERE ? OR u.id IN (SELECT value FROM json_each(?))
-            GROUP BY u.id ORDER BY {order}, u.id LIMIT 500""",
-        (*period.days, ids is None, json.dumps(ids or [])),
+            ORDER BY {order}, u.id LIMIT 500""",
+        (*params, ids is None, json.dumps(ids or [])),
     )
     return render_template("dashboard/users.html", **picker, users=rows, q=search, sort=sort, direction=direction)
 
