@@ -42,8 +42,8 @@ def users():
     rows = db.query(
         f"""SELECT u.id, u.name, u.email, u.role, (SELECT max(e.ts) FROM events e WHERE e.user_id = u.id) AS last_answer,
                    coalesce(d.cost, 0) AS cost, coalesce(d.answers, 0) AS answers
-            FROM users u LEFT JOIN (SELECT user_id, sum(cost_nano) AS cost, sum(answers) AS answers FROM ({per_user}) GROUP BY user_id) d
-                 ON d.user_id = u.id
+            FROM (SELECT user_id, sum(cost_nano) AS cost, sum(answers) AS answers FROM ({per_user}) GROUP BY user_id) d
+                 RIGHT JOIN users u ON u.id = d.user_id  -- every user, with usage or not; d needs no index of its own
             WHERE ? OR u.id IN (SELECT value FROM json_each(?))
             ORDER BY {order}, u.id LIMIT 500""",
         (*params, ids is None, json.dumps(ids or [])),
