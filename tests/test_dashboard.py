@@ -266,3 +266,35 @@ def test_reports_page_links_each_statement_as_url_for_would(client, meter, app, 
     assert [html.unescape(link) for link in links] == expected
     for link in links:  # and each opens that user's statement
         assert client.get(html.unescape(link)).status_code == 200
+
+
+def test_a_users_chart_stacks_their_top_models_and_the_rest_as_the_ledger_has_them(client, meter, now):
+    """Each day's hover detail on a user's page: the day's total and each of the five top models,
+    the rest as "Other models", all from the ledger (a day with only other models included)."""
+    from owui_meter.money import format_usd
+
+    start = now.t
+    for day in range(3):
+        for m in range(7):
+            if day == 2 and m < 5:
+                continue  # the third day: only models outside the top five
+            now.t = start + day * 86400 + m * 60
+            cost = (0.01 * (10 - m) if m < 5 else 0.001 * m) + day * 0.003  # vendor/m0..m4 the top five
+            body = outlet_body(key=f"c{day}-{m}", user=BOB, model=f"vendor/m{m}", cost=cost)
+            assert client.post("/api/v1/outlet", json=body, headers=H).status_code == 202
+    log_in(client, meter)
+    first = meter.ledger.day_of(int(start * 1000))
+    last = meter.ledger.day_of(int((start + 2 * 86400) * 1000))
+    page = client.get(f"/users/{BOB['id']}?period=custom&from={first}&to={last}").get_data(as_text=True)
+    models = meter.db.query("SELECT model, sum(cost_nano) AS cost FROM usage_daily WHERE user_id = ? GROUP BY model ORDER BY cost DESC, model", (BOB["id"],))
+    top = [r["model"] for r in models[:5]]
+    assert top == [f"vendor/m{m}" for m in range(5)]
+    wide = page[page.index('<svg class="wide"'):page.index("</svg>")]
+    shown = re.findall(r'<g class="day" data-day="([^"]+)" data-total="([^"]+)" data-detail="([^"]*)">', wide)
+    days = meter.db.query("SELECT day, sum(cost_nano) AS cost FROM usage_daily WHERE user_id = ? GROUP BY day ORDER BY day", (BOB["id"],))
+    assert len(shown) == len(days) == 3
+    for (label, total, detail), day in zip(shown, days):
+        per_model = {r["model"]: r["cost"] for r in meter.db.query("SELECT model, cost_nano AS cost FROM usage_daily WHERE user_id = ? AND day = ?", (BOB["id"], day["day"]))}
+        others = sum(c for m, c in per_model.items() if m not in top)
+        expected = [f"{m}: {format_usd(per_model[m])}" for m in top if per_model.get(m)] + ([f"Other models: {format_usd(others)}"] if others else [])
+        assert html.unescape(total) == format_usd(day["cost"]) and html.unescape(detail).split("|") == expected, label

@@ -91,18 +91,22 @@ def totals(period: Period, user_id: str | None = None) -> dict:
 
 def stacked_by_day(period: Period, ranked: list[str], names: dict, user_id: str) -> tuple[list[str], list]:
     """One user's cost per day, the top models (``ranked`` by cost) each a series, the rest as
-    "Other models": one pass over the user's rows of usage_daily, along its user index."""
+    "Other models": the drawn models' rows of usage_daily only (a heavy user's other models can be
+    most of their rows), and the day's whole cost from usage_day_user, for "Other models"."""
     drawn = ranked[:TOP_SERIES]
-    rows = meter().db.query(
-        f"""SELECT day, sum(cost_nano) AS cost {"".join(f", sum(CASE WHEN model = ? THEN cost_nano END) AS m{i}" for i in range(len(drawn)))}
-            FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY day""",
-        (*drawn, user_id, *period.days),
+    db = meter().db
+    rows = db.query(
+        f"""SELECT day {"".join(f", sum(CASE WHEN model = ? THEN cost_nano END) AS m{i}" for i in range(len(drawn)))}
+            FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? AND model IN (SELECT value FROM json_each(?)) GROUP BY day""",
+        (*drawn, user_id, *period.days, json.dumps(drawn)),
     )
     days = period.day_list()
     by_day = {r["day"]: r for r in rows}
     series = [(model_label(model, names), [(by_day[d][f"m{i}"] or 0) if d in by_day else 0 for d in days]) for i, model in enumerate(drawn)]
     if len(ranked) > len(drawn):
-        series.append((OTHERS, [by_day[d]["cost"] - sum(v[j] for _, v in series) if d in by_day else 0 for j, d in enumerate(days)]))
+        whole = {r["day"]: r["cost_nano"] for r in db.query(
+            "SELECT day, cost_nano FROM usage_day_user WHERE user_id = ? AND day BETWEEN ? AND ?", (user_id, *period.days))}
+        series.append((OTHERS, [whole.get(d, 0) - sum(v[j] for _, v in series) for j, d in enumerate(days)]))
     return days, series
 
 
