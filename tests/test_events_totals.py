@@ -152,3 +152,30 @@ def test_cost_state_and_model_source_filters_do_not_read_the_whole_ledger(data_d
     assert "All 600 matching answers" in client.get("/events?state=reported").get_data(as_text=True)
     assert_invariants(meter)
     meter.stop()
+
+
+def test_a_large_slice_in_one_cost_state_is_added_up_when_asked(ledger, monkeypatch):
+    from owui_meter.web.dashboard import events
+
+    meter, client = ledger
+    monkeypatch.setattr(events, "EVENTS_SUMMED_AT_ONCE", 20)  # Bob has 45 answers: more than that
+    query = {"state": "awaiting", "user": BOB["id"]}
+    page = client.get("/events", query_string=query).get_data(as_text=True)
+    bobs = meter.db.query_one("SELECT count(*) AS n FROM events WHERE user_id = ?", (BOB["id"],))["n"]
+    assert bobs == 45 and TOTALS.search(page) is None
+    assert f'<tr id="totals"><td colspan="8">{bobs} answers match apart from the cost state:' in page
+    link = html.unescape(re.search(r'<a id="add-up" href="([^"]+)">', page).group(1))
+    assert "totals=all" in link
+    asked = TOTALS.search(client.get(link).get_data(as_text=True))
+    assert tuple(html.unescape(g) for g in asked.groups()) == expected_totals(meter, query)
+    # a slice within the bound is added up at once; without a person, model or source the rollup answers
+    assert shown_totals(client, {"state": "awaiting", "user": BOB["id"], "from": "2027-01-16", "to": "2027-01-16"}) == \
+        expected_totals(meter, {"state": "awaiting", "user": BOB["id"], "from": "2027-01-16", "to": "2027-01-16"})
+    assert shown_totals(client, {"state": "awaiting"}) == expected_totals(meter, {"state": "awaiting"})
+
+
+@pytest.mark.parametrize("value", ["yes", "1", "ALL"])
+def test_totals_takes_only_all(ledger, value):
+    meter, client = ledger
+    response = client.get("/events", query_string={"state": "confirmed", "totals": value})
+    assert response.status_code == 400 and "totals must be all" in response.get_data(as_text=True)

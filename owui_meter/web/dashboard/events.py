@@ -94,7 +94,10 @@ SUMS = """coalesce(sum(answers), 0) AS answers, coalesce(sum(prompt_tokens), 0) 
           coalesce(sum(completion_tokens), 0) AS completion, coalesce(sum(cost_nano), 0) AS cost"""
 
 
-def page_totals(filters: PageFilters) -> dict:
+EVENTS_SUMMED_AT_ONCE = 50_000  # a sum over more events than this (about half a second) waits to be asked for
+
+
+def page_totals(filters: PageFilters, asked: bool = False) -> dict:
     """Answers, tokens and cost of everything the filter matches (not only the page shown).
 
     Without a cost state or source the daily totals answer, from the smallest table that can: the
@@ -102,7 +105,9 @@ def page_totals(filters: PageFilters) -> dict:
     both, day × user for people, else the day × user × model × source rows. A cost state or source
     over a period (or all time) is summed from the quarter hours of events_cost_quarter. Only a
     cost state or source together with a person, model or source sums the events themselves, along
-    the index of that person or model (so it grows with their answers, not with the ledger)."""
+    the index of that person or model: that grows with their answers, so when the rollups say more
+    than EVENTS_SUMMED_AT_ONCE answers are in the slice, the row offers the sum (``asked``) instead
+    of making every page load wait for it: ``{"deferred": True, "answers": <the slice's answers>}``."""
     db = meter().db
     who = filters.users is not None or filters.user is not None
     if filters.state is None and filters.cost_source is None:
@@ -139,6 +144,11 @@ def page_totals(filters: PageFilters) -> dict:
             where.append("quarter < :last")
             params["last"] = filters.end // QUARTER_MS
         return db.query_one(f"SELECT {SUMS} FROM events_cost_quarter WHERE {' AND '.join(where)}", params)
+    if not asked:
+        whole = dict(vars(filters), state=None, cost_source=None)
+        answers = page_totals(PageFilters(**whole))["answers"]  # every state: from the rollups
+        if answers > EVENTS_SUMMED_AT_ONCE:
+            return {"deferred": True, "answers": answers}
     where, params = filters.sql()
     return db.query_one(
         f"""SELECT count(*) AS answers, coalesce(sum(prompt_tokens), 0) AS prompt, coalesce(sum(completion_tokens), 0) AS completion,
@@ -155,11 +165,14 @@ def events():
         rows, following = [], None
     else:
         rows, following = meter().ledger.events(filters, limit, cursor)
-    kept = {k: v for k, v in request.args.items() if k not in ("cursor",) and v}
+    asked = request.args.get("totals")
+    if asked not in (None, "all"):
+        raise BadInput("totals must be all (to add up every matching answer)")
+    kept = {k: v for k, v in request.args.items() if k not in ("cursor", "totals") and v}
     models = [r["model"] for r in meter().db.query(MODELS_USED)]
     return render_template("dashboard/events.html", rows=rows, next_cursor=encode_cursor(following), args=kept, who=who,
                            models=models, names=model_names(models), states=COST_STATES, no_match=filters.users == [],
-                           total=page_totals(filters) if filters.users != [] else None)
+                           total=page_totals(filters, asked == "all") if filters.users != [] else None)
 
 
 CSV_COLUMNS = ("time_utc", "user_id", "user_email", "user_name", "model", "source", "prompt_tokens", "completion_tokens",
