@@ -110,28 +110,28 @@ CREATE TABLE events_cost_quarter (
     prompt_tokens INTEGER NOT NULL DEFAULT 0,
     completion_tokens INTEGER NOT NULL DEFAULT 0,
     cost_nano INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (cost_source, pending, quarter)
+    PRIMARY KEY (pending, cost_source, quarter)  -- pending first: "awaiting" is pending = 1 OR (pending = 0 AND cost_source = 'pending')
 ) WITHOUT ROWID;
 INSERT INTO events_cost_quarter SELECT cost_source, lookup_state = 'pending', ts / 900000, count(*), sum(prompt_tokens), sum(completion_tokens), sum(cost_nano)
     FROM events GROUP BY 1, 2, 3;
 
 CREATE TRIGGER events_cost_quarter_insert AFTER INSERT ON events BEGIN
     INSERT INTO events_cost_quarter VALUES (NEW.cost_source, NEW.lookup_state = 'pending', NEW.ts / 900000, 1, NEW.prompt_tokens, NEW.completion_tokens, NEW.cost_nano)
-        ON CONFLICT (cost_source, pending, quarter) DO UPDATE SET answers = answers + 1, prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, cost_nano = cost_nano + excluded.cost_nano;
+        ON CONFLICT (pending, cost_source, quarter) DO UPDATE SET answers = answers + 1, prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, cost_nano = cost_nano + excluded.cost_nano;
 END;
 
 CREATE TRIGGER events_cost_quarter_change AFTER UPDATE OF ts, prompt_tokens, completion_tokens, cost_nano, cost_source, lookup_state ON events BEGIN
     UPDATE events_cost_quarter SET answers = answers - 1, prompt_tokens = prompt_tokens - OLD.prompt_tokens, completion_tokens = completion_tokens - OLD.completion_tokens, cost_nano = cost_nano - OLD.cost_nano
-        WHERE cost_source = OLD.cost_source AND pending = (OLD.lookup_state = 'pending') AND quarter = OLD.ts / 900000;
+        WHERE pending = (OLD.lookup_state = 'pending') AND cost_source = OLD.cost_source AND quarter = OLD.ts / 900000;
     INSERT INTO events_cost_quarter VALUES (NEW.cost_source, NEW.lookup_state = 'pending', NEW.ts / 900000, 1, NEW.prompt_tokens, NEW.completion_tokens, NEW.cost_nano)
-        ON CONFLICT (cost_source, pending, quarter) DO UPDATE SET answers = answers + 1, prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, cost_nano = cost_nano + excluded.cost_nano;
-    DELETE FROM events_cost_quarter WHERE cost_source = OLD.cost_source AND pending = (OLD.lookup_state = 'pending') AND quarter = OLD.ts / 900000 AND answers = 0;
+        ON CONFLICT (pending, cost_source, quarter) DO UPDATE SET answers = answers + 1, prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, cost_nano = cost_nano + excluded.cost_nano;
+    DELETE FROM events_cost_quarter WHERE pending = (OLD.lookup_state = 'pending') AND cost_source = OLD.cost_source AND quarter = OLD.ts / 900000 AND answers = 0;
 END;
 
 CREATE TRIGGER events_cost_quarter_delete AFTER DELETE ON events BEGIN
     UPDATE events_cost_quarter SET answers = answers - 1, prompt_tokens = prompt_tokens - OLD.prompt_tokens, completion_tokens = completion_tokens - OLD.completion_tokens, cost_nano = cost_nano - OLD.cost_nano
-        WHERE cost_source = OLD.cost_source AND pending = (OLD.lookup_state = 'pending') AND quarter = OLD.ts / 900000;
-    DELETE FROM events_cost_quarter WHERE cost_source = OLD.cost_source AND pending = (OLD.lookup_state = 'pending') AND quarter = OLD.ts / 900000 AND answers = 0;
+        WHERE pending = (OLD.lookup_state = 'pending') AND cost_source = OLD.cost_source AND quarter = OLD.ts / 900000;
+    DELETE FROM events_cost_quarter WHERE pending = (OLD.lookup_state = 'pending') AND cost_source = OLD.cost_source AND quarter = OLD.ts / 900000 AND answers = 0;
 END;
 
 CREATE INDEX events_cost_source_ts ON events (cost_source, ts, id);

@@ -25,14 +25,14 @@ from . import bp, model_names
 STATE_SOURCES = {"confirmed": "generation", "reported": "inline", "estimated": "estimate", "unpriced": "unpriced"}
 
 
-def state_sql(state: str, cost_source: str, pending: str) -> str:
+def state_sql(state: str, cost_source: str, pending: str, not_pending: str) -> str:
     """The Events page's cost states (templating.COST_STATES) as a condition on a cost source
-    column and a "lookup pending" truth: awaiting while a lookup is pending (whatever figure the
+    column and "lookup pending" or not: awaiting while a lookup is pending (whatever figure the
     answer has now), else by where the figure came from. Events and events_cost_quarter name those
-    two differently."""
+    differently; each part is one an index can seek."""
     if state == "awaiting":
-        return f"({pending} OR {cost_source} = 'pending')"
-    return f"{cost_source} = '{STATE_SOURCES[state]}' AND NOT {pending}"
+        return f"({pending} OR ({not_pending} AND {cost_source} = 'pending'))"
+    return f"{cost_source} = '{STATE_SOURCES[state]}' AND {not_pending}"
 
 
 QUARTER_MS = 900_000  # events_cost_quarter's unit: every time zone's days start on a quarter hour
@@ -59,7 +59,7 @@ class PageFilters(Filters):
             where.append("e.user_id IN (SELECT value FROM json_each(:users))")
             params["users"] = json.dumps(self.users)
         if self.state is not None:
-            where.append(state_sql(self.state, "e.cost_source", "e.lookup_state = 'pending'"))
+            where.append(state_sql(self.state, "e.cost_source", "e.lookup_state = 'pending'", "e.lookup_state != 'pending'"))
         return where, params
 
 
@@ -133,7 +133,7 @@ def page_totals(filters: PageFilters, asked: bool = False) -> dict:
     if not who and filters.model is None and filters.source is None and whole_quarters:
         where, params = ["1 = 1"], {}
         if filters.state is not None:
-            where.append(state_sql(filters.state, "cost_source", "pending"))
+            where.append(state_sql(filters.state, "cost_source", "pending = 1", "pending = 0"))
         if filters.cost_source is not None:
             where.append("cost_source = :cost_source")
             params["cost_source"] = filters.cost_source
