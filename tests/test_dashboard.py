@@ -280,7 +280,7 @@ def test_a_users_chart_stacks_their_top_models_and_the_rest_as_the_ledger_has_th
                 continue  # the third day: only models outside the top five
             now.t = start + day * 86400 + m * 60
             cost = (0.01 * (10 - m) if m < 5 else 0.001 * m) + day * 0.003  # vendor/m0..m4 the top five
-            body = outlet_body(key=f"c{day}-{m}", user=BOB, model=f"vendor/m{m}", cost=cost)
+            body = outlet_body(key=f"c{day}-{m}", user=BOB, model=f"vendor/m{m}", cost=cost, source="api" if (day + m) % 3 == 0 else None)
             assert client.post("/api/v1/outlet", json=body, headers=H).status_code == 202
     log_in(client, meter)
     first = meter.ledger.day_of(int(start * 1000))
@@ -298,3 +298,13 @@ def test_a_users_chart_stacks_their_top_models_and_the_rest_as_the_ledger_has_th
         others = sum(c for m, c in per_model.items() if m not in top)
         expected = [f"{m}: {format_usd(per_model[m])}" for m in top if per_model.get(m)] + ([f"Other models: {format_usd(others)}"] if others else [])
         assert html.unescape(total) == format_usd(day["cost"]) and html.unescape(detail).split("|") == expected, label
+    # the models and sources tables beside it (one pass over the same rows), against the ledger too
+    from owui_meter.web.templating import human_count
+    shown = re.findall(r'<tr><td>(vendor/m\d)</td><td class="num">([^<]+)</td><td class="num hide-small">([^<]+)</td>'
+                       r'<td class="num hide-small">([^<]+)</td><td class="num">([^<]+)</td></tr>', page)
+    per_model = meter.db.query("""SELECT model, count(*) AS n, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(cost_nano) AS cost
+                                  FROM events WHERE user_id = ? GROUP BY model ORDER BY cost DESC, model""", (BOB["id"],))
+    assert shown == [(r["model"], human_count(r["n"]), human_count(r["p"]), human_count(r["c"]), format_usd(r["cost"], 2)) for r in per_model]
+    sources = re.findall(r'>(Web UI|API)</a></td><td class="num">([^<]+)</td><td class="num">([^<]+)</td>', page[page.index('id="sources"'):])
+    per_source = {r["source"]: r for r in meter.db.query("SELECT source, count(*) AS n, sum(cost_nano) AS cost FROM events WHERE user_id = ? GROUP BY source", (BOB["id"],))}
+    assert sources == [(name, human_count(per_source[key]["n"]), format_usd(per_source[key]["cost"], 2)) for key, name in (("ui", "Web UI"), ("api", "API"))]

@@ -57,15 +57,20 @@ def user_page(user_id, error: dict | None = None, status: int = 200):
     person = m.db.query_one("SELECT * FROM users WHERE id = ?", (user_id,))
     if person is None:
         abort(404)
-    models = m.db.query(
-        """SELECT model, sum(answers) AS answers, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion, sum(cost_nano) AS cost
-           FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY model ORDER BY cost DESC, model""",
-        (user_id, *period.days),
-    )
+    # the models table and the sources table from one pass over the user's daily rows (a heavy
+    # user's year is tens of thousands of them): per model and source, folded here
+    per_model, sources = {}, {}
+    for r in m.db.query(
+            """SELECT model, source, sum(answers) AS answers, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion, sum(cost_nano) AS cost
+               FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY model, source""", (user_id, *period.days)):
+        row = per_model.setdefault(r["model"], dict.fromkeys(("answers", "prompt", "completion", "cost"), 0) | {"model": r["model"]})
+        for k in ("answers", "prompt", "completion", "cost"):
+            row[k] += r[k]
+        by_source = sources.setdefault(r["source"], {"source": r["source"], "answers": 0, "cost": 0})
+        by_source["answers"] += r["answers"]
+        by_source["cost"] += r["cost"]
+    models = sorted(per_model.values(), key=lambda r: (-r["cost"], r["model"]))
     names = model_names([r["model"] for r in models])
-    sources = {r["source"]: r for r in m.db.query(
-        "SELECT source, sum(answers) AS answers, sum(cost_nano) AS cost FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY source",
-        (user_id, *period.days))}
     latest = m.db.query("SELECT * FROM events WHERE user_id = ? ORDER BY ts DESC, id DESC LIMIT 25", (user_id,))
     groups = m.db.query("SELECT g.id, g.name FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE gm.user_id = ?", (user_id,))
     standings = for_user(m, user_id)
