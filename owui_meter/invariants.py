@@ -167,7 +167,8 @@ def _daily_totals(db, zone, pruned: int, provider_counts: bool) -> list[str]:
 
 
 ROLLUPS = (("usage_day_user", "day", ("user_id",)), ("usage_day_model", "day", ("model",)), ("usage_day_source", "day", ("source",)),
-           ("usage_model_source_day", "day", ("model", "source")), ("usage_month_user", "substr(day, 1, 7) AS month", ("user_id",)))
+           ("usage_model_source_day", "day", ("model", "source")), ("usage_month_user", "substr(day, 1, 7) AS month", ("user_id",)),
+           ("usage_month_user_model", "substr(day, 1, 7) AS month", ("user_id", "model", "source")))
 QUARTER_COLUMNS = ("answers", "prompt_tokens", "completion_tokens", "cost_nano")
 
 

@@ -249,7 +249,7 @@ def test_erase_from_the_dashboard_needs_confirmation(client, meter, seeded):
     assert meter.db.query_one("SELECT actor, action FROM audit_log WHERE action LIKE 'user.%'") == {"actor": "admin", "action": "user.anonymise"}
 
 
-def test_reports_page_links_each_statement_as_url_for_would(client, meter, app, now):
+def test_pages_link_each_statement_and_person_as_url_for_would(client, meter, app, now):
     """The page builds one statement link and fills in each user (not url_for per row): the same links."""
     odd = [{"id": "zoë müller+1@example.com", "email": "z@example.com"}, {"id": "a b&c;d=e", "email": "a@example.com"}, ADA]
     now.advance(-20 * 86400)  # into the month before
@@ -266,6 +266,14 @@ def test_reports_page_links_each_statement_as_url_for_would(client, meter, app, 
     assert [html.unescape(link) for link in links] == expected
     for link in links:  # and each opens that user's statement
         assert client.get(html.unescape(link)).status_code == 200
+    # the users list and the events page link each person the same way
+    users = client.get("/users?period=last_month").get_data(as_text=True)
+    events = client.get("/events").get_data(as_text=True)
+    with app.test_request_context():
+        for user in odd:
+            assert f'<a href="{html.escape(url_for("dashboard.user", user_id=user["id"], period="last_month"))}">' in users
+            assert f'<a href="{html.escape(url_for("dashboard.user", user_id=user["id"]))}">' in events
+            assert client.get(url_for("dashboard.user", user_id=user["id"])).status_code == 200
 
 
 def test_a_users_chart_stacks_their_top_models_and_the_rest_as_the_ledger_has_them(client, meter, now):

@@ -138,6 +138,9 @@ def assert_rollups_match(db):
         assert kept == expected, table
     expected = db.query(f"SELECT substr(day, 1, 7) AS month, user_id, {SUMS} FROM usage_daily GROUP BY 1, 2 ORDER BY 1, 2")
     assert db.query(f"SELECT month, user_id, {SUMS} FROM usage_month_user GROUP BY 1, 2 ORDER BY 1, 2") == expected, "usage_month_user"
+    expected = db.query(f"SELECT substr(day, 1, 7) AS month, user_id, model, source, {SUMS} FROM usage_daily GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")
+    kept = db.query(f"SELECT month, user_id, model, source, {SUMS} FROM usage_month_user_model GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")
+    assert kept == expected, "usage_month_user_model"
     expected = db.query("""SELECT cost_source, lookup_state = 'pending' AS pending, ts / 900000 AS quarter, count(*) AS answers,
                                   sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(cost_nano) AS cost FROM events GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""")
     kept = db.query("SELECT cost_source, pending, quarter, answers, prompt_tokens AS p, completion_tokens AS c, cost_nano AS cost FROM events_cost_quarter ORDER BY 1, 2, 3")

@@ -38,6 +38,7 @@ BREAKAGES = [
     ("UPDATE usage_model_source_day SET cost_nano = cost_nano - 1", "usage_model_source_day"),
     ("DELETE FROM usage_model_source_day", "usage_model_source_day"),
     ("UPDATE usage_month_user SET answers = answers + 1 WHERE user_id = :ada", "usage_month_user"),
+    ("DELETE FROM usage_month_user_model WHERE user_id = :bob", "usage_month_user_model"),
     ("UPDATE events_cost_quarter SET prompt_tokens = prompt_tokens + 1", "events_cost_quarter"),
     ("DELETE FROM events_cost_quarter WHERE cost_source = 'inline'", "events_cost_quarter inline"),
     ("UPDATE spend SET cost_nano = cost_nano + 7 WHERE user_id = :ada AND period = 'month'", "spend counter"),

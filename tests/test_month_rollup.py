@@ -1,6 +1,7 @@
-"""Periods read per user from whole months (usage_month_user) and day by day at their ragged ends:
-the users list, the overview's top users and active users, its previous period and the reports
-page show the ledger's figures for periods with and without whole months inside."""
+"""Periods read per user from whole months (usage_month_user, usage_month_user_model) and day by
+day at their ragged ends: the users list, a person's models and sources, the overview's top users
+and active users, its previous period and the reports page show the ledger's figures for periods
+with and without whole months inside."""
 
 import datetime as dt
 import html
@@ -73,6 +74,18 @@ def test_users_overview_and_reports_show_the_ledger_for_any_period(team, first, 
                      overview[overview.index('id="top-users"'):].split("</table>")[0])
     ranked = sorted(expected.items(), key=lambda kv: (-kv[1]["cost"], kv[0]))
     assert [(html.unescape(n), a, c) for n, a, c in top] == [(names[k], human_count(r["answers"]), usd(r["cost"], 2)) for k, r in ranked]
+    # a person's page: their models and sources over the period
+    start = dt.datetime.combine(dt.date.fromisoformat(first), dt.time(), LOCAL).timestamp() * 1000
+    end = dt.datetime.combine(dt.date.fromisoformat(last) + dt.timedelta(days=1), dt.time(), LOCAL).timestamp() * 1000
+    for user_id in expected:
+        page = client.get(f"/users/{user_id}?period=custom&from={first}&to={last}").get_data(as_text=True)
+        shown = re.findall(r'<tr><td>(m\d)</td><td class="num">([^<]+)</td><td class="num hide-small">[^<]+</td>'
+                           r'<td class="num hide-small">[^<]+</td><td class="num">([^<]+)</td></tr>', page)
+        per_model = meter.db.query("""SELECT model, count(*) AS n, sum(cost_nano) AS cost FROM events WHERE user_id = ? AND ts >= ? AND ts < ?
+                                      GROUP BY model ORDER BY cost DESC, model""", (user_id, start, end))
+        assert shown == [(r["model"], human_count(r["n"]), usd(r["cost"], 2)) for r in per_model], user_id
+        web_ui = re.search(r'>Web UI</a></td><td class="num">([^<]+)</td><td class="num">([^<]+)</td>', page).groups()
+        assert web_ui == (human_count(expected[user_id]["answers"]), usd(expected[user_id]["cost"], 2))
     reports = client.get(f"/reports?from={first}&to={last}").get_data(as_text=True)
     rows = re.findall(r'<tr><td>([^<]+)</td><td class="num">([^<]+)</td>', reports)
     assert [(html.unescape(n), a) for n, a in rows] == [(names[k], human_count(r["answers"])) for k, r in ranked]

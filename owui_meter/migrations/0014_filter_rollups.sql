@@ -102,6 +102,51 @@ CREATE TRIGGER usage_daily_month_user_delete AFTER DELETE ON usage_daily BEGIN
 END;
 
 
+-- usage_month_user_model: usage_daily summed per user × calendar month × model × source, for a
+-- person's models and sources over whole months (their page's tables): a heavy user's year is tens
+-- of thousands of daily rows, and at most a dozen months × their models × sources here.
+CREATE TABLE usage_month_user_model (
+    month TEXT NOT NULL,  -- YYYY-MM of the local day
+    user_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    source TEXT NOT NULL,
+    answers INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+    cached_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_nano INTEGER NOT NULL DEFAULT 0,
+    confirmed_cost_nano INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, month, model, source)
+) WITHOUT ROWID;
+INSERT INTO usage_month_user_model SELECT substr(day, 1, 7), user_id, model, source, sum(answers), sum(prompt_tokens), sum(completion_tokens), sum(reasoning_tokens), sum(cached_tokens), sum(cost_nano), sum(confirmed_cost_nano)
+    FROM usage_daily GROUP BY 1, 2, 3, 4;
+
+CREATE TRIGGER usage_daily_month_user_model_insert AFTER INSERT ON usage_daily BEGIN
+    INSERT INTO usage_month_user_model VALUES (substr(NEW.day, 1, 7), NEW.user_id, NEW.model, NEW.source, NEW.answers, NEW.prompt_tokens, NEW.completion_tokens, NEW.reasoning_tokens, NEW.cached_tokens, NEW.cost_nano, NEW.confirmed_cost_nano)
+        ON CONFLICT (user_id, month, model, source) DO UPDATE SET answers = answers + excluded.answers, prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, cached_tokens = cached_tokens + excluded.cached_tokens, cost_nano = cost_nano + excluded.cost_nano, confirmed_cost_nano = confirmed_cost_nano + excluded.confirmed_cost_nano;
+END;
+
+CREATE TRIGGER usage_daily_month_user_model_change AFTER UPDATE ON usage_daily WHEN substr(OLD.day, 1, 7) = substr(NEW.day, 1, 7) AND OLD.user_id = NEW.user_id AND OLD.model = NEW.model AND OLD.source = NEW.source BEGIN
+    UPDATE usage_month_user_model SET answers = answers + NEW.answers - OLD.answers, prompt_tokens = prompt_tokens + NEW.prompt_tokens - OLD.prompt_tokens, completion_tokens = completion_tokens + NEW.completion_tokens - OLD.completion_tokens, reasoning_tokens = reasoning_tokens + NEW.reasoning_tokens - OLD.reasoning_tokens, cached_tokens = cached_tokens + NEW.cached_tokens - OLD.cached_tokens, cost_nano = cost_nano + NEW.cost_nano - OLD.cost_nano, confirmed_cost_nano = confirmed_cost_nano + NEW.confirmed_cost_nano - OLD.confirmed_cost_nano
+        WHERE user_id = NEW.user_id AND month = substr(NEW.day, 1, 7) AND model = NEW.model AND source = NEW.source;
+END;
+
+CREATE TRIGGER usage_daily_month_user_model_move AFTER UPDATE ON usage_daily WHEN NOT (substr(OLD.day, 1, 7) = substr(NEW.day, 1, 7) AND OLD.user_id = NEW.user_id AND OLD.model = NEW.model AND OLD.source = NEW.source) BEGIN
+    UPDATE usage_month_user_model SET answers = answers - OLD.answers, prompt_tokens = prompt_tokens - OLD.prompt_tokens, completion_tokens = completion_tokens - OLD.completion_tokens, reasoning_tokens = reasoning_tokens - OLD.reasoning_tokens, cached_tokens = cached_tokens - OLD.cached_tokens, cost_nano = cost_nano - OLD.cost_nano, confirmed_cost_nano = confirmed_cost_nano - OLD.confirmed_cost_nano
+        WHERE user_id = OLD.user_id AND month = substr(OLD.day, 1, 7) AND model = OLD.model AND source = OLD.source;
+    INSERT INTO usage_month_user_model VALUES (substr(NEW.day, 1, 7), NEW.user_id, NEW.model, NEW.source, NEW.answers, NEW.prompt_tokens, NEW.completion_tokens, NEW.reasoning_tokens, NEW.cached_tokens, NEW.cost_nano, NEW.confirmed_cost_nano)
+        ON CONFLICT (user_id, month, model, source) DO UPDATE SET answers = answers + excluded.answers, prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, cached_tokens = cached_tokens + excluded.cached_tokens, cost_nano = cost_nano + excluded.cost_nano, confirmed_cost_nano = confirmed_cost_nano + excluded.confirmed_cost_nano;
+    DELETE FROM usage_month_user_model WHERE user_id = OLD.user_id AND month = substr(OLD.day, 1, 7) AND model = OLD.model AND source = OLD.source AND answers = 0 AND cost_nano = 0 AND confirmed_cost_nano = 0;
+END;
+
+CREATE TRIGGER usage_daily_month_user_model_delete AFTER DELETE ON usage_daily BEGIN
+    UPDATE usage_month_user_model SET answers = answers - OLD.answers, prompt_tokens = prompt_tokens - OLD.prompt_tokens, completion_tokens = completion_tokens - OLD.completion_tokens, reasoning_tokens = reasoning_tokens - OLD.reasoning_tokens, cached_tokens = cached_tokens - OLD.cached_tokens, cost_nano = cost_nano - OLD.cost_nano, confirmed_cost_nano = confirmed_cost_nano - OLD.confirmed_cost_nano
+        WHERE user_id = OLD.user_id AND month = substr(OLD.day, 1, 7) AND model = OLD.model AND source = OLD.source;
+    DELETE FROM usage_month_user_model WHERE user_id = OLD.user_id AND month = substr(OLD.day, 1, 7) AND model = OLD.model AND source = OLD.source AND answers = 0 AND cost_nano = 0 AND confirmed_cost_nano = 0;
+END;
+
+
 CREATE TABLE events_cost_quarter (
     cost_source TEXT NOT NULL,
     pending INTEGER NOT NULL,  -- lookup_state = 'pending'
@@ -138,5 +183,6 @@ CREATE INDEX events_cost_source_ts ON events (cost_source, ts, id);
 
 ANALYZE usage_model_source_day;
 ANALYZE usage_month_user;
+ANALYZE usage_month_user_model;
 ANALYZE events_cost_quarter;
 ANALYZE events_cost_source_ts;

@@ -19,7 +19,7 @@ from ..access import require_login
 from ..params import meter, parse_cursor, parse_filters, parse_int, today
 from ..search import matching_user_ids
 from ..templating import COST_STATES
-from . import bp, model_names
+from . import bp, model_names, url_each
 
 
 STATE_SOURCES = {"confirmed": "generation", "reported": "inline", "estimated": "estimate", "unpriced": "unpriced"}
@@ -172,7 +172,8 @@ def events():
     models = [r["model"] for r in meter().db.query(MODELS_USED)]
     return render_template("dashboard/events.html", rows=rows, next_cursor=encode_cursor(following), args=kept, who=who,
                            models=models, names=model_names(models), states=COST_STATES, no_match=filters.users == [],
-                           total=page_totals(filters, asked == "all") if filters.users != [] else None)
+                           total=page_totals(filters, asked == "all") if filters.users != [] else None,
+                           user_url=url_each("dashboard.user", "user_id"))
 
 
 CSV_COLUMNS = ("time_utc", "user_id", "user_email", "user_name", "model", "source", "prompt_tokens", "completion_tokens",

@@ -11,14 +11,14 @@ from flask_login import current_user
 from ... import budgets, clock, me_links
 from ...erasure import erase_user
 from ...errors import BadInput
-from ...ledger import is_unattributed, user_rows_sql
+from ...ledger import by_months_sql, is_unattributed, user_rows_sql
 from ...budgets import PERIOD_WORDS
 from ...money import MAX_INPUT_USD, format_usd, parse_usd_nano
 from ..access import require_login
 from ..charts import cost_chart, unit
 from ..params import meter
 from ..search import matching_user_ids
-from . import bp, form_error, model_names, picked_period, sort_order, stacked_by_day, totals
+from . import bp, form_error, model_names, picked_period, sort_order, stacked_by_day, totals, url_each
 from .standing import for_user, worst
 
 SORTS = {  # column -> (SQL order, first click descending?)
@@ -48,7 +48,8 @@ def users():
             ORDER BY {order}, u.id LIMIT 500""",
         (*params, ids is None, json.dumps(ids or [])),
     )
-    return render_template("dashboard/users.html", **picker, users=rows, q=search, sort=sort, direction=direction)
+    return render_template("dashboard/users.html", **picker, users=rows, q=search, sort=sort, direction=direction,
+                           user_url=url_each("dashboard.user", "user_id", **picker["period_args"]))
 
 
 def user_page(user_id, error: dict | None = None, status: int = 200):
@@ -57,12 +58,14 @@ def user_page(user_id, error: dict | None = None, status: int = 200):
     person = m.db.query_one("SELECT * FROM users WHERE id = ?", (user_id,))
     if person is None:
         abort(404)
-    # the models table and the sources table from one pass over the user's daily rows (a heavy
-    # user's year is tens of thousands of them): per model and source, folded here
+    # the models table and the sources table in one query, per model and source, folded here; whole
+    # months from usage_month_user_model (a heavy user's year is tens of thousands of daily rows)
+    rows_sql, params = by_months_sql(period.days, "model, source, answers, prompt_tokens, completion_tokens, cost_nano", "usage_daily",
+                                     "usage_month_user_model", "user_id = ?", (user_id,))
     per_model, sources = {}, {}
     for r in m.db.query(
-            """SELECT model, source, sum(answers) AS answers, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion, sum(cost_nano) AS cost
-               FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY model, source""", (user_id, *period.days)):
+            f"""SELECT model, source, sum(answers) AS answers, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion, sum(cost_nano) AS cost
+                FROM ({rows_sql}) GROUP BY model, source""", params):
         row = per_model.setdefault(r["model"], dict.fromkeys(("answers", "prompt", "completion", "cost"), 0) | {"model": r["model"]})
         for k in ("answers", "prompt", "completion", "cost"):
             row[k] += r[k]
