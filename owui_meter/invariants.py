@@ -166,22 +166,38 @@ def _daily_totals(db, zone, pruned: int, provider_counts: bool) -> list[str]:
     return problems
 
 
-ROLLUPS = (("usage_day_user", "user_id"), ("usage_day_model", "model"), ("usage_day_source", "source"))
+ROLLUPS = (("usage_day_user", "day", ("user_id",)), ("usage_day_model", "day", ("model",)), ("usage_day_source", "day", ("source",)),
+           ("usage_model_source_day", "day", ("model", "source")), ("usage_month_user", "substr(day, 1, 7) AS month", ("user_id",)),
+           ("usage_month_user_model", "substr(day, 1, 7) AS month", ("user_id", "model", "source")))
+QUARTER_COLUMNS = ("answers", "prompt_tokens", "completion_tokens", "cost_nano")
 
 
 def _rollups(db) -> list[str]:
-    """The pages' rollups hold exactly usage_daily's sums (pruned days included: both outlive them)."""
+    """The pages' rollups hold exactly usage_daily's sums (pruned days included: both outlive them),
+    and events_cost_quarter exactly the events' (pruned events leave both)."""
     problems = []
     sums = ", ".join(f"sum({c}) AS {c}" for c in ROLLUP_COLUMNS)
-    for table, column in ROLLUPS:
-        expected = {(r["day"], r[column]): r for r in db.query(f"SELECT day, {column}, {sums} FROM usage_daily GROUP BY day, {column}")}
-        kept = {(r["day"], r[column]): r for r in db.query(f"SELECT * FROM {table}")}
+    for table, when, columns in ROLLUPS:
+        keys = ", ".join(columns)
+        period = when.split()[-1]  # day, or month of the day
+        expected = {(r[period], *(r[c] for c in columns)): r for r in db.query(f"SELECT {when}, {keys}, {sums} FROM usage_daily GROUP BY 1, {keys}")}
+        kept = {(r[period], *(r[c] for c in columns)): r for r in db.query(f"SELECT * FROM {table}")}
         zero = dict.fromkeys(ROLLUP_COLUMNS, 0)
         for key in sorted(set(expected) | set(kept)):
             want, have = expected.get(key, zero), kept.get(key, zero)
             for c in ROLLUP_COLUMNS:
                 if want[c] != have[c]:
-                    problems.append(f"{table} {key[0]} {column} {key[1]!r}: {c} {have[c]} ≠ daily totals {want[c]}")
+                    problems.append(f"{table} {key[0]} {keys} {key[1:]!r}: {c} {have[c]} ≠ daily totals {want[c]}")
+    expected = {(r["cost_source"], r["pending"], r["quarter"]): r for r in db.query(
+        """SELECT cost_source, lookup_state = 'pending' AS pending, ts / 900000 AS quarter, count(*) AS answers, sum(prompt_tokens) AS prompt_tokens,
+                  sum(completion_tokens) AS completion_tokens, sum(cost_nano) AS cost_nano FROM events GROUP BY 1, 2, 3""")}
+    kept = {(r["cost_source"], r["pending"], r["quarter"]): r for r in db.query("SELECT * FROM events_cost_quarter")}
+    zero = dict.fromkeys(QUARTER_COLUMNS, 0)
+    for key in sorted(set(expected) | set(kept)):
+        want, have = expected.get(key, zero), kept.get(key, zero)
+        for c in QUARTER_COLUMNS:
+            if want[c] != have[c]:
+                problems.append(f"events_cost_quarter {key[0]}{' pending' if key[1] else ''} quarter {key[2]}: {c} {have[c]} ≠ events {want[c]}")
     return problems
 
 

@@ -460,6 +460,33 @@ class Filters:
         return where, params
 
 
+USER_ROLLUP_COLUMNS = "user_id, answers, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, cost_nano, confirmed_cost_nano"
+
+
+def by_months_sql(days: tuple[str, str], columns: str, day_table: str, month_table: str, where: str = "1 = 1",
+                  params: tuple = ()) -> tuple[str, tuple]:
+    """A query of ``columns`` over the local days ``days`` (ISO, both included) to sum: the whole
+    calendar months inside read from ``month_table`` (a row per month), only the ragged ends day by
+    day from ``day_table``; ``where`` (with ``params``) narrows every part. A month's or a year's
+    totals then read a row per month, not one per day."""
+    first, last = dt.date.fromisoformat(days[0]), dt.date.fromisoformat(days[1])
+    month_first = first if first.day == 1 else (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    month_last = last if (last + dt.timedelta(days=1)).day == 1 else last.replace(day=1) - dt.timedelta(days=1)
+    by_day = f"SELECT {columns} FROM {day_table} WHERE {where} AND day BETWEEN ? AND ?"
+    if month_first > month_last:  # no whole month inside
+        return by_day, (*params, *days)
+    return (f"""{by_day} UNION ALL SELECT {columns} FROM {month_table} WHERE {where} AND month BETWEEN ? AND ?
+                UNION ALL {by_day}""",
+            (*params, days[0], (month_first - dt.timedelta(days=1)).isoformat(), *params, month_first.isoformat()[:7],
+             month_last.isoformat()[:7], *params, (month_last + dt.timedelta(days=1)).isoformat(), days[1]))
+
+
+def user_rows_sql(days: tuple[str, str]) -> tuple[str, tuple]:
+    """Every user's usage over ``days`` with usage_day_user's columns, to sum per user: whole months
+    from usage_month_user (a row per user and month), the ragged ends from usage_day_user."""
+    return by_months_sql(days, USER_ROLLUP_COLUMNS, "usage_day_user", "usage_month_user")
+
+
 def encode_cursor(cursor: tuple[int, int] | None) -> str | None:
     if cursor is None:
         return None

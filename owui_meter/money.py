@@ -90,8 +90,19 @@ def round_usd(nano: int, places: int | None = None) -> Decimal:
 
 def format_usd(nano: int | None, places: int | None = None) -> str:
     """$12.34 for people (the dashboard, in English); small amounts keep enough digits to be
-    non-zero ($0.0123). The figure is :func:`round_usd`'s."""
+    non-zero ($0.0123). The figure is :func:`round_usd`'s, worked out in integers: a chart formats
+    hundreds of amounts."""
     if nano is None:
         return "–"
-    rounded = round_usd(nano, places)
-    return f"{'-' if rounded < 0 else ''}${abs(rounded):,.{-rounded.as_tuple().exponent}f}"
+    size = abs(nano)
+    if places is None:
+        places = 2 if size >= NANO or size == 0 else 6 if size < 100_000 else 4
+    if not 0 <= places <= 9:
+        raise ValueError(f"places must be 0 to 9, not {places}")
+    step = 10 ** (9 - places)  # to `places` decimals, half to even
+    units, rest = divmod(size, step)
+    if 2 * rest > step or (2 * rest == step and units % 2):
+        units += 1
+    sign = "-" if nano < 0 and units else ""
+    whole, fraction = divmod(units, 10**places)
+    return f"{sign}${whole:,}.{fraction:0{places}d}" if places else f"{sign}${whole:,}"

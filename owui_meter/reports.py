@@ -36,7 +36,7 @@ from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Space
 from . import __version__, clock
 from .billing import charges, convert
 from .db import get_meta
-from .ledger import UNATTRIBUTED, is_unattributed
+from .ledger import UNATTRIBUTED, is_unattributed, user_rows_sql
 from .periods import Period
 from .words import Words
 
@@ -623,11 +623,12 @@ def summary_rows(meter, period: Period) -> list[dict]:
     Spend not attributed to a user is not among them: it has no statement and no charges; see
     :func:`unattributed_figures`.
     """
+    per_user, params = user_rows_sql(period.days)
     rows = meter.db.query(
-        """SELECT d.user_id, u.name, u.email, sum(d.answers) AS answers, sum(d.cost_nano) AS cost, sum(d.confirmed_cost_nano) AS confirmed
-           FROM usage_day_user d LEFT JOIN users u ON u.id = d.user_id WHERE d.day BETWEEN ? AND ? AND d.user_id != ?
-           GROUP BY d.user_id HAVING sum(d.answers) > 0 ORDER BY cost DESC, d.user_id""",
-        (*period.days, UNATTRIBUTED),
+        f"""SELECT d.user_id, u.name, u.email, sum(d.answers) AS answers, sum(d.cost_nano) AS cost, sum(d.confirmed_cost_nano) AS confirmed
+            FROM ({per_user}) d LEFT JOIN users u ON u.id = d.user_id WHERE d.user_id != ?
+            GROUP BY d.user_id HAVING sum(d.answers) > 0 ORDER BY cost DESC, d.user_id""",
+        (*params, UNATTRIBUTED),
     )
     for row in rows:
         row["charges"] = charges(meter.settings, row["cost"], row["answers"])

@@ -1,6 +1,7 @@
 """Dashboard security and pages over the Flask client: login, sessions, CSRF, escaping, CSV."""
 
 import csv
+import html
 import io
 import re
 
@@ -246,3 +247,72 @@ def test_erase_from_the_dashboard_needs_confirmation(client, meter, seeded):
     assert meter.db.query_one("SELECT 1 AS x FROM users WHERE id = ?", (BOB["id"],)) is None
     assert meter.db.query_one("SELECT sum(cost_nano) AS c FROM usage_daily")["c"] == 1_750_000_000
     assert meter.db.query_one("SELECT actor, action FROM audit_log WHERE action LIKE 'user.%'") == {"actor": "admin", "action": "user.anonymise"}
+
+
+def test_pages_link_each_statement_and_person_as_url_for_would(client, meter, app, now):
+    """The page builds one statement link and fills in each user (not url_for per row): the same links."""
+    odd = [{"id": "zoë müller+1@example.com", "email": "z@example.com"}, {"id": "a b&c;d=e", "email": "a@example.com"}, ADA]
+    now.advance(-20 * 86400)  # into the month before
+    for i, user in enumerate(odd):
+        assert client.post("/api/v1/outlet", json=outlet_body(key=f"r{i}", user=user, cost=0.5 + i), headers=H).status_code == 202
+    now.advance(20 * 86400)
+    log_in(client, meter)
+    page = client.get("/reports").get_data(as_text=True)
+    links = re.findall(r'<a href="([^"]+)">Statement</a>', page)
+    with app.test_request_context():
+        from flask import url_for
+        period = {"from": "2026-12-01", "to": "2026-12-31"}
+        expected = [url_for("reports.user_pdf", user_id=u["id"], **period) for u in sorted(odd, key=lambda u: -(0.5 + odd.index(u)))]
+    assert [html.unescape(link) for link in links] == expected
+    for link in links:  # and each opens that user's statement
+        assert client.get(html.unescape(link)).status_code == 200
+    # the users list and the events page link each person the same way
+    users = client.get("/users?period=last_month").get_data(as_text=True)
+    events = client.get("/events").get_data(as_text=True)
+    with app.test_request_context():
+        for user in odd:
+            assert f'<a href="{html.escape(url_for("dashboard.user", user_id=user["id"], period="last_month"))}">' in users
+            assert f'<a href="{html.escape(url_for("dashboard.user", user_id=user["id"]))}">' in events
+            assert client.get(url_for("dashboard.user", user_id=user["id"])).status_code == 200
+
+
+def test_a_users_chart_stacks_their_top_models_and_the_rest_as_the_ledger_has_them(client, meter, now):
+    """Each day's hover detail on a user's page: the day's total and each of the five top models,
+    the rest as "Other models", all from the ledger (a day with only other models included)."""
+    from owui_meter.money import format_usd
+
+    start = now.t
+    for day in range(3):
+        for m in range(7):
+            if day == 2 and m < 5:
+                continue  # the third day: only models outside the top five
+            now.t = start + day * 86400 + m * 60
+            cost = (0.01 * (10 - m) if m < 5 else 0.001 * m) + day * 0.003  # vendor/m0..m4 the top five
+            body = outlet_body(key=f"c{day}-{m}", user=BOB, model=f"vendor/m{m}", cost=cost, source="api" if (day + m) % 3 == 0 else None)
+            assert client.post("/api/v1/outlet", json=body, headers=H).status_code == 202
+    log_in(client, meter)
+    first = meter.ledger.day_of(int(start * 1000))
+    last = meter.ledger.day_of(int((start + 2 * 86400) * 1000))
+    page = client.get(f"/users/{BOB['id']}?period=custom&from={first}&to={last}").get_data(as_text=True)
+    models = meter.db.query("SELECT model, sum(cost_nano) AS cost FROM usage_daily WHERE user_id = ? GROUP BY model ORDER BY cost DESC, model", (BOB["id"],))
+    top = [r["model"] for r in models[:5]]
+    assert top == [f"vendor/m{m}" for m in range(5)]
+    wide = page[page.index('<svg class="wide"'):page.index("</svg>")]
+    shown = re.findall(r'<g class="day" data-day="([^"]+)" data-total="([^"]+)" data-detail="([^"]*)">', wide)
+    days = meter.db.query("SELECT day, sum(cost_nano) AS cost FROM usage_daily WHERE user_id = ? GROUP BY day ORDER BY day", (BOB["id"],))
+    assert len(shown) == len(days) == 3
+    for (label, total, detail), day in zip(shown, days):
+        per_model = {r["model"]: r["cost"] for r in meter.db.query("SELECT model, cost_nano AS cost FROM usage_daily WHERE user_id = ? AND day = ?", (BOB["id"], day["day"]))}
+        others = sum(c for m, c in per_model.items() if m not in top)
+        expected = [f"{m}: {format_usd(per_model[m])}" for m in top if per_model.get(m)] + ([f"Other models: {format_usd(others)}"] if others else [])
+        assert html.unescape(total) == format_usd(day["cost"]) and html.unescape(detail).split("|") == expected, label
+    # the models and sources tables beside it (one pass over the same rows), against the ledger too
+    from owui_meter.web.templating import human_count
+    shown = re.findall(r'<tr><td>(vendor/m\d)</td><td class="num">([^<]+)</td><td class="num hide-small">([^<]+)</td>'
+                       r'<td class="num hide-small">([^<]+)</td><td class="num">([^<]+)</td></tr>', page)
+    per_model = meter.db.query("""SELECT model, count(*) AS n, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(cost_nano) AS cost
+                                  FROM events WHERE user_id = ? GROUP BY model ORDER BY cost DESC, model""", (BOB["id"],))
+    assert shown == [(r["model"], human_count(r["n"]), human_count(r["p"]), human_count(r["c"]), format_usd(r["cost"], 2)) for r in per_model]
+    sources = re.findall(r'>(Web UI|API)</a></td><td class="num">([^<]+)</td><td class="num">([^<]+)</td>', page[page.index('id="sources"'):])
+    per_source = {r["source"]: r for r in meter.db.query("SELECT source, count(*) AS n, sum(cost_nano) AS cost FROM events WHERE user_id = ? GROUP BY source", (BOB["id"],))}
+    assert sources == [(name, human_count(per_source[key]["n"]), format_usd(per_source[key]["cost"], 2)) for key, name in (("ui", "Web UI"), ("api", "API"))]

@@ -124,24 +124,34 @@ def test_time_zone_change_rebuilds_daily_totals(data_dir, plugin_headers):
     moved.config["METER"].stop()
 
 
-ROLLUPS = {"usage_day_user": "user_id", "usage_day_model": "model", "usage_day_source": "source"}
+ROLLUPS = {"usage_day_user": "user_id", "usage_day_model": "model", "usage_day_source": "source", "usage_model_source_day": "model, source"}
 SUMS = "sum(answers) AS answers, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(reasoning_tokens) AS r, " \
        "sum(cached_tokens) AS k, sum(cost_nano) AS cost, sum(confirmed_cost_nano) AS confirmed"
 
 
 def assert_rollups_match(db):
-    """Each rollup holds exactly usage_daily grouped by day and its key, no row more or less."""
+    """Each rollup holds exactly usage_daily grouped by day and its key, no row more or less; the
+    cost-state rollup exactly the events grouped by cost source, lookup pending and quarter hour."""
     for table, key in ROLLUPS.items():
         expected = db.query(f"SELECT day, {key}, {SUMS} FROM usage_daily GROUP BY day, {key} ORDER BY day, {key}")
         kept = db.query(f"SELECT day, {key}, {SUMS} FROM {table} GROUP BY day, {key} ORDER BY day, {key}")
         assert kept == expected, table
+    expected = db.query(f"SELECT substr(day, 1, 7) AS month, user_id, {SUMS} FROM usage_daily GROUP BY 1, 2 ORDER BY 1, 2")
+    assert db.query(f"SELECT month, user_id, {SUMS} FROM usage_month_user GROUP BY 1, 2 ORDER BY 1, 2") == expected, "usage_month_user"
+    expected = db.query(f"SELECT substr(day, 1, 7) AS month, user_id, model, source, {SUMS} FROM usage_daily GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")
+    kept = db.query(f"SELECT month, user_id, model, source, {SUMS} FROM usage_month_user_model GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")
+    assert kept == expected, "usage_month_user_model"
+    expected = db.query("""SELECT cost_source, lookup_state = 'pending' AS pending, ts / 900000 AS quarter, count(*) AS answers,
+                                  sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(cost_nano) AS cost FROM events GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""")
+    kept = db.query("SELECT cost_source, pending, quarter, answers, prompt_tokens AS p, completion_tokens AS c, cost_nano AS cost FROM events_cost_quarter ORDER BY 1, 2, 3")
+    assert kept == expected and expected, "events_cost_quarter"
 
 
 def test_rollups_follow_every_change_of_the_daily_totals(data_dir, admin_headers, plugin_headers, monkeypatch):
     from owui_meter import clock
     from owui_meter.erasure import erase_user
 
-    now = [1_795_000_000.0]
+    now = [1_795_900_000.0]  # 28 November: the answers cross into December (month rollup)
     monkeypatch.setattr(clock, "time_fn", lambda: now[0])
     app = create_app(make_settings(data_dir))
     meter, client = app.config["METER"], app.test_client()
@@ -158,6 +168,12 @@ def test_rollups_follow_every_change_of_the_daily_totals(data_dir, admin_headers
     with meter.db.write() as conn:
         meter.ledger.set_cost(conn, row["id"], 9_000_000_000, "generation")
     assert_rollups_match(meter.db)
+    # the lookup done: the answer leaves the awaiting ones for the confirmed ones
+    row = meter.db.query_one("SELECT * FROM events WHERE key = 'k4'")
+    with meter.db.write() as conn:
+        meter.ledger.set_cost(conn, row["id"], 1_000_000_000, "generation", "confirmed")
+    assert_rollups_match(meter.db)
+    assert meter.db.query_one("SELECT answers FROM events_cost_quarter WHERE cost_source = 'generation' AND pending = 0")["answers"] == 1
     erase_user(meter, "bob", "anonymise", "test")
     assert_rollups_match(meter.db)
     erase_user(meter, "eve", "delete", "test")

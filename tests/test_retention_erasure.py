@@ -6,6 +6,7 @@ from conftest import ADA, API_KEY, BOB, make_settings, outlet_body
 from owui_meter import clock, create_app
 from owui_meter.retention import prune
 from test_cli import run
+from test_db import assert_rollups_match
 
 H = {"Authorization": f"Bearer {API_KEY}"}
 DAY = 86400
@@ -30,6 +31,7 @@ def test_pruning_keeps_daily_totals(data_dir, monkeypatch):
     assert meter.db.query_one("SELECT count(*) AS n FROM generations")["n"] == 0
     assert meter.db.query_one("SELECT sum(cost_nano) AS c, sum(answers) AS a FROM usage_daily") == totals_before == {"c": 6_000_000_000, "a": 11}
     assert int(meter.db.query_one("SELECT value FROM meta WHERE key = 'retention.pruned_before'")["value"]) == int((now[0] - 30 * DAY) * 1000)
+    assert_rollups_match(meter.db)  # the cost-state rollup lets the pruned answers go with them
     app.config["METER"].stop()
 
 

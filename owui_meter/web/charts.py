@@ -8,6 +8,7 @@ hover or tap; without script the ``<title>`` of each day says the same.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 
 from markupsafe import Markup, escape
@@ -62,6 +63,7 @@ def tick_label(nano: int, step: int) -> str:
     return format_usd(nano, places)
 
 
+@functools.lru_cache(maxsize=4096)  # a chart labels the same few hundred days page after page
 def day_label(day: str) -> str:
     d = dt.date.fromisoformat(day)
     return f"{d.day} {d:%b}"

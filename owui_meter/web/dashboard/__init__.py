@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
+from urllib.parse import quote
 
-from flask import Blueprint, request
+from flask import Blueprint, request, url_for
 
 from ... import __version__
 from ...errors import BadInput
-from ...ledger import UNATTRIBUTED
+from ...ledger import UNATTRIBUTED, user_rows_sql
 from ...periods import PRESETS, Period, next_month, parse_date
 from ..charts import OTHERS, TOP_SERIES, model_label
 from ..params import meter, period_from_request
@@ -21,6 +23,18 @@ bp = Blueprint("dashboard", __name__)
 @bp.app_context_processor
 def navigation():
     return {"version": __version__}
+
+
+PATH_SAFE = "!$&'()*+,/:;=@"  # what url_for leaves unquoted in a path segment (werkzeug's BaseConverter.to_url)
+
+
+def url_each(endpoint: str, field: str, **args):
+    """``url_for(endpoint, field=value, **args)`` for many values: one url_for, each value then
+    quoted into it as url_for would. A table of hundreds of people spent most of its time in
+    url_for, once per row."""
+    mark = secrets.token_hex(8)  # in no path or argument
+    before, _, after = url_for(endpoint, **{field: mark}, **args).partition(mark)
+    return lambda value: before + quote(str(value), safe=PATH_SAFE) + after
 
 
 def picked_period() -> tuple[Period, dict]:
@@ -82,27 +96,31 @@ def totals(period: Period, user_id: str | None = None) -> dict:
             FROM {table} WHERE {where}day BETWEEN ? AND ?""",
         (*params, *period.days),
     )
-    row["users"] = db.query_one(
-        f"SELECT count(DISTINCT nullif(user_id, ?)) AS n FROM usage_day_user WHERE {where}day BETWEEN ? AND ?",
-        (UNATTRIBUTED, *params, *period.days),
-    )["n"]
+    # one user's days along their index; everyone's from whole months where the period has them
+    per_user, days = (f"SELECT user_id FROM usage_day_user WHERE {where}day BETWEEN ? AND ?", (*params, *period.days)) if user_id \
+        else user_rows_sql(period.days)
+    row["users"] = db.query_one(f"SELECT count(DISTINCT nullif(user_id, ?)) AS n FROM ({per_user})", (UNATTRIBUTED, *days))["n"]
     return row
 
 
 def stacked_by_day(period: Period, ranked: list[str], names: dict, user_id: str) -> tuple[list[str], list]:
     """One user's cost per day, the top models (``ranked`` by cost) each a series, the rest as
-    "Other models": one pass over the user's rows of usage_daily, along its user index."""
+    "Other models": the drawn models' rows of usage_daily only (a heavy user's other models can be
+    most of their rows), and the day's whole cost from usage_day_user, for "Other models"."""
     drawn = ranked[:TOP_SERIES]
-    rows = meter().db.query(
-        f"""SELECT day, sum(cost_nano) AS cost {"".join(f", sum(CASE WHEN model = ? THEN cost_nano END) AS m{i}" for i in range(len(drawn)))}
-            FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY day""",
-        (*drawn, user_id, *period.days),
+    db = meter().db
+    rows = db.query(
+        f"""SELECT day {"".join(f", sum(CASE WHEN model = ? THEN cost_nano END) AS m{i}" for i in range(len(drawn)))}
+            FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? AND model IN (SELECT value FROM json_each(?)) GROUP BY day""",
+        (*drawn, user_id, *period.days, json.dumps(drawn)),
     )
     days = period.day_list()
     by_day = {r["day"]: r for r in rows}
     series = [(model_label(model, names), [(by_day[d][f"m{i}"] or 0) if d in by_day else 0 for d in days]) for i, model in enumerate(drawn)]
     if len(ranked) > len(drawn):
-        series.append((OTHERS, [by_day[d]["cost"] - sum(v[j] for _, v in series) if d in by_day else 0 for j, d in enumerate(days)]))
+        whole = {r["day"]: r["cost_nano"] for r in db.query(
+            "SELECT day, cost_nano FROM usage_day_user WHERE user_id = ? AND day BETWEEN ? AND ?", (user_id, *period.days))}
+        series.append((OTHERS, [whole.get(d, 0) - sum(v[j] for _, v in series) for j, d in enumerate(days)]))
     return days, series
 
 

@@ -19,16 +19,23 @@ from ..access import require_login
 from ..params import meter, parse_cursor, parse_filters, parse_int, today
 from ..search import matching_user_ids
 from ..templating import COST_STATES
-from . import bp, model_names
+from . import bp, model_names, url_each
 
 
-STATE_SQL = {  # the Events page's cost states (templating.COST_STATES) as conditions on events
-    "confirmed": "e.cost_source = 'generation' AND e.lookup_state != 'pending'",
-    "reported": "e.cost_source = 'inline' AND e.lookup_state != 'pending'",
-    "estimated": "e.cost_source = 'estimate' AND e.lookup_state != 'pending'",
-    "awaiting": "(e.lookup_state = 'pending' OR e.cost_source = 'pending')",
-    "unpriced": "e.cost_source = 'unpriced' AND e.lookup_state != 'pending'",
-}
+STATE_SOURCES = {"confirmed": "generation", "reported": "inline", "estimated": "estimate", "unpriced": "unpriced"}
+
+
+def state_sql(state: str, cost_source: str, pending: str, not_pending: str) -> str:
+    """The Events page's cost states (templating.COST_STATES) as a condition on a cost source
+    column and "lookup pending" or not: awaiting while a lookup is pending (whatever figure the
+    answer has now), else by where the figure came from. Events and events_cost_quarter name those
+    differently; each part is one an index can seek."""
+    if state == "awaiting":
+        return f"({pending} OR ({not_pending} AND {cost_source} = 'pending'))"
+    return f"{cost_source} = '{STATE_SOURCES[state]}' AND {not_pending}"
+
+
+QUARTER_MS = 900_000  # events_cost_quarter's unit: every time zone's days start on a quarter hour
 
 
 # every model used, in order: one seek per model along usage_daily's model index (a skip scan)
@@ -52,7 +59,7 @@ class PageFilters(Filters):
             where.append("e.user_id IN (SELECT value FROM json_each(:users))")
             params["users"] = json.dumps(self.users)
         if self.state is not None:
-            where.append(STATE_SQL[self.state])
+            where.append(state_sql(self.state, "e.cost_source", "e.lookup_state = 'pending'", "e.lookup_state != 'pending'"))
         return where, params
 
 
@@ -83,15 +90,29 @@ def page_filters(args) -> tuple[PageFilters, str | None]:
     return filters, who
 
 
-def page_totals(filters: PageFilters) -> dict:
+SUMS = """coalesce(sum(answers), 0) AS answers, coalesce(sum(prompt_tokens), 0) AS prompt,
+          coalesce(sum(completion_tokens), 0) AS completion, coalesce(sum(cost_nano), 0) AS cost"""
+
+
+EVENTS_SUMMED_AT_ONCE = 50_000  # a sum over more events than this (about half a second) waits to be asked for
+
+
+def page_totals(filters: PageFilters, asked: bool = False) -> dict:
     """Answers, tokens and cost of everything the filter matches (not only the page shown).
 
-    Without a cost state the daily totals answer, from the smallest table that can: the day ×
-    source rollup for days and source, day × model for a model, day × user for people, else the
-    day × user × model × source rows. With a cost state the events themselves are summed."""
+    Without a cost state or source the daily totals answer, from the smallest table that can: the
+    day × source rollup for days and source, day × model for a model, model × source × day for
+    both, day × user for people, else the day × user × model × source rows. A cost state or source
+    over a period (or all time) is summed from the quarter hours of events_cost_quarter. Only a
+    cost state or source together with a person, model or source sums the events themselves, along
+    the index of that person or model: that grows with their answers, so when the rollups say more
+    than EVENTS_SUMMED_AT_ONCE answers are in the slice, the row offers the sum (``asked``) instead
+    of making every page load wait for it: ``{"deferred": True, "answers": <the slice's answers>}``."""
+    db = meter().db
+    who = filters.users is not None or filters.user is not None
     if filters.state is None and filters.cost_source is None:
-        who = filters.users is not None or filters.user is not None
-        table = ("usage_daily" if sum((who, filters.model is not None, filters.source is not None)) > 1
+        table = ("usage_model_source_day" if not who and filters.model is not None and filters.source is not None
+                 else "usage_daily" if sum((who, filters.model is not None, filters.source is not None)) > 1
                  else "usage_day_user" if who else "usage_day_model" if filters.model is not None else "usage_day_source")
         where, params = ["1 = 1"], {}
         if filters.days is not None:
@@ -107,12 +128,29 @@ def page_totals(filters: PageFilters) -> dict:
             if getattr(filters, name) is not None:
                 where.append(f"{name} = :{name}")
                 params[name] = getattr(filters, name)
-        return meter().db.query_one(
-            f"""SELECT coalesce(sum(answers), 0) AS answers, coalesce(sum(prompt_tokens), 0) AS prompt,
-                       coalesce(sum(completion_tokens), 0) AS completion, coalesce(sum(cost_nano), 0) AS cost
-                FROM {table} WHERE {" AND ".join(where)}""", params)
+        return db.query_one(f"SELECT {SUMS} FROM {table} WHERE {' AND '.join(where)}", params)
+    whole_quarters = all(t is None or t % QUARTER_MS == 0 for t in (filters.start, filters.end))
+    if not who and filters.model is None and filters.source is None and whole_quarters:
+        where, params = ["1 = 1"], {}
+        if filters.state is not None:
+            where.append(state_sql(filters.state, "cost_source", "pending = 1", "pending = 0"))
+        if filters.cost_source is not None:
+            where.append("cost_source = :cost_source")
+            params["cost_source"] = filters.cost_source
+        if filters.start is not None:
+            where.append("quarter >= :first")
+            params["first"] = filters.start // QUARTER_MS
+        if filters.end is not None:
+            where.append("quarter < :last")
+            params["last"] = filters.end // QUARTER_MS
+        return db.query_one(f"SELECT {SUMS} FROM events_cost_quarter WHERE {' AND '.join(where)}", params)
+    if not asked:
+        whole = dict(vars(filters), state=None, cost_source=None)
+        answers = page_totals(PageFilters(**whole))["answers"]  # every state: from the rollups
+        if answers > EVENTS_SUMMED_AT_ONCE:
+            return {"deferred": True, "answers": answers}
     where, params = filters.sql()
-    return meter().db.query_one(
+    return db.query_one(
         f"""SELECT count(*) AS answers, coalesce(sum(prompt_tokens), 0) AS prompt, coalesce(sum(completion_tokens), 0) AS completion,
                    coalesce(sum(cost_nano), 0) AS cost FROM events e WHERE {" AND ".join(where)}""", params)
 
@@ -127,11 +165,15 @@ def events():
         rows, following = [], None
     else:
         rows, following = meter().ledger.events(filters, limit, cursor)
-    kept = {k: v for k, v in request.args.items() if k not in ("cursor",) and v}
+    asked = request.args.get("totals")
+    if asked not in (None, "all"):
+        raise BadInput("totals must be all (to add up every matching answer)")
+    kept = {k: v for k, v in request.args.items() if k not in ("cursor", "totals") and v}
     models = [r["model"] for r in meter().db.query(MODELS_USED)]
     return render_template("dashboard/events.html", rows=rows, next_cursor=encode_cursor(following), args=kept, who=who,
                            models=models, names=model_names(models), states=COST_STATES, no_match=filters.users == [],
-                           total=page_totals(filters) if filters.users != [] else None)
+                           total=page_totals(filters, asked == "all") if filters.users != [] else None,
+                           user_url=url_each("dashboard.user", "user_id"))
 
 
 CSV_COLUMNS = ("time_utc", "user_id", "user_email", "user_name", "model", "source", "prompt_tokens", "completion_tokens",

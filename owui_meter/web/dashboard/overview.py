@@ -7,7 +7,7 @@ import calendar
 
 from flask import render_template
 
-from ...ledger import UNATTRIBUTED
+from ...ledger import UNATTRIBUTED, user_rows_sql
 from ..access import require_login
 from ..charts import OTHERS, TOP_SERIES, cost_chart, model_label, unit
 from ..params import meter, today
@@ -45,19 +45,20 @@ def overview():
     series = [(model_label(model, names), [(by_day[d][f"m{i}"] or 0) if d in by_day else 0 for d in days]) for i, model in enumerate(drawn)]
     if len(ranked) > len(drawn):
         series.append((OTHERS, [by_day[d]["cost"] - sum(v[j] for _, v in series) if d in by_day else 0 for j, d in enumerate(days)]))
+    per_user, params = user_rows_sql(period.days)
     users = db.query(
-        """SELECT d.user_id, coalesce(u.name, u.email, d.user_id) AS name, d.cost, d.answers
-           FROM (SELECT user_id, sum(cost_nano) AS cost, sum(answers) AS answers FROM usage_day_user
-                 WHERE day BETWEEN ? AND ? GROUP BY user_id) d
-           LEFT JOIN users u ON u.id = d.user_id ORDER BY d.cost DESC, d.user_id""",
-        period.days,
+        f"""SELECT d.user_id, coalesce(u.name, u.email, d.user_id) AS name, d.cost, d.answers
+            FROM (SELECT user_id, sum(cost_nano) AS cost, sum(answers) AS answers FROM ({per_user}) GROUP BY user_id) d
+            LEFT JOIN users u ON u.id = d.user_id ORDER BY d.cost DESC, d.user_id""",
+        params,
     )
     total["users"] = sum(1 for u in users if u["user_id"] != UNATTRIBUTED)
     before = previous_period(picker["period"], period)
+    per_user, params = user_rows_sql(before.days)
     prev = db.query_one(
-        """SELECT coalesce(sum(cost_nano), 0) AS cost, coalesce(sum(answers), 0) AS answers, count(DISTINCT nullif(user_id, ?)) AS users
-           FROM usage_day_user WHERE day BETWEEN ? AND ?""",
-        (UNATTRIBUTED, *before.days),
+        f"""SELECT coalesce(sum(cost_nano), 0) AS cost, coalesce(sum(answers), 0) AS answers, count(DISTINCT nullif(user_id, ?)) AS users
+            FROM ({per_user})""",
+        (UNATTRIBUTED, *params),
     )
     changes = {k: change(total[k], prev[k]) for k in ("cost", "answers", "users")}
     forecast = None

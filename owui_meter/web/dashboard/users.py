@@ -11,14 +11,14 @@ from flask_login import current_user
 from ... import budgets, clock, me_links
 from ...erasure import erase_user
 from ...errors import BadInput
-from ...ledger import is_unattributed
+from ...ledger import by_months_sql, is_unattributed, user_rows_sql
 from ...budgets import PERIOD_WORDS
 from ...money import MAX_INPUT_USD, format_usd, parse_usd_nano
 from ..access import require_login
 from ..charts import cost_chart, unit
 from ..params import meter
 from ..search import matching_user_ids
-from . import bp, form_error, model_names, picked_period, sort_order, stacked_by_day, totals
+from . import bp, form_error, model_names, picked_period, sort_order, stacked_by_day, totals, url_each
 from .standing import for_user, worst
 
 SORTS = {  # column -> (SQL order, first click descending?)
@@ -38,15 +38,18 @@ def users():
     sort, direction, order = sort_order(request.args, SORTS, "cost")
     db = meter().db
     ids = matching_user_ids(db, search) if search else None
+    per_user, params = user_rows_sql(period.days)
     rows = db.query(
         f"""SELECT u.id, u.name, u.email, u.role, (SELECT max(e.ts) FROM events e WHERE e.user_id = u.id) AS last_answer,
-                   coalesce(sum(d.cost_nano), 0) AS cost, coalesce(sum(d.answers), 0) AS answers
-            FROM users u LEFT JOIN usage_day_user d ON d.user_id = u.id AND d.day BETWEEN ? AND ?
+                   coalesce(d.cost, 0) AS cost, coalesce(d.answers, 0) AS answers
+            FROM (SELECT user_id, sum(cost_nano) AS cost, sum(answers) AS answers FROM ({per_user}) GROUP BY user_id) d
+                 RIGHT JOIN users u ON u.id = d.user_id  -- every user, with usage or not; d needs no index of its own
             WHERE ? OR u.id IN (SELECT value FROM json_each(?))
-            GROUP BY u.id ORDER BY {order}, u.id LIMIT 500""",
-        (*period.days, ids is None, json.dumps(ids or [])),
+            ORDER BY {order}, u.id LIMIT 500""",
+        (*params, ids is None, json.dumps(ids or [])),
     )
-    return render_template("dashboard/users.html", **picker, users=rows, q=search, sort=sort, direction=direction)
+    return render_template("dashboard/users.html", **picker, users=rows, q=search, sort=sort, direction=direction,
+                           user_url=url_each("dashboard.user", "user_id", **picker["period_args"]))
 
 
 def user_page(user_id, error: dict | None = None, status: int = 200):
@@ -55,15 +58,22 @@ def user_page(user_id, error: dict | None = None, status: int = 200):
     person = m.db.query_one("SELECT * FROM users WHERE id = ?", (user_id,))
     if person is None:
         abort(404)
-    models = m.db.query(
-        """SELECT model, sum(answers) AS answers, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion, sum(cost_nano) AS cost
-           FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY model ORDER BY cost DESC, model""",
-        (user_id, *period.days),
-    )
+    # the models table and the sources table in one query, per model and source, folded here; whole
+    # months from usage_month_user_model (a heavy user's year is tens of thousands of daily rows)
+    rows_sql, params = by_months_sql(period.days, "model, source, answers, prompt_tokens, completion_tokens, cost_nano", "usage_daily",
+                                     "usage_month_user_model", "user_id = ?", (user_id,))
+    per_model, sources = {}, {}
+    for r in m.db.query(
+            f"""SELECT model, source, sum(answers) AS answers, sum(prompt_tokens) AS prompt, sum(completion_tokens) AS completion, sum(cost_nano) AS cost
+                FROM ({rows_sql}) GROUP BY model, source""", params):
+        row = per_model.setdefault(r["model"], dict.fromkeys(("answers", "prompt", "completion", "cost"), 0) | {"model": r["model"]})
+        for k in ("answers", "prompt", "completion", "cost"):
+            row[k] += r[k]
+        by_source = sources.setdefault(r["source"], {"source": r["source"], "answers": 0, "cost": 0})
+        by_source["answers"] += r["answers"]
+        by_source["cost"] += r["cost"]
+    models = sorted(per_model.values(), key=lambda r: (-r["cost"], r["model"]))
     names = model_names([r["model"] for r in models])
-    sources = {r["source"]: r for r in m.db.query(
-        "SELECT source, sum(answers) AS answers, sum(cost_nano) AS cost FROM usage_daily WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY source",
-        (user_id, *period.days))}
     latest = m.db.query("SELECT * FROM events WHERE user_id = ? ORDER BY ts DESC, id DESC LIMIT 25", (user_id,))
     groups = m.db.query("SELECT g.id, g.name FROM group_members gm JOIN groups g ON g.id = gm.group_id WHERE gm.user_id = ?", (user_id,))
     standings = for_user(m, user_id)
