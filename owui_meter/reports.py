@@ -467,7 +467,7 @@ def user_statement(meter, user_id: str, period: Period) -> bytes:
         rows.append([d.cell(m["model"]), w.number(m["answers"]), w.number(m["prompt"]), w.number(m["completion"]), d.usd(m["cost"])])
     rows.append([w("subtotal"), w.number(totals["answers"]), w.number(totals["prompt"]), w.number(totals["completion"]), d.usd(totals["cost"])])
     if totals["answers"]:
-        story.append(_table(rows, [54 * mm, 24 * mm, 33 * mm, 33 * mm, 30 * mm], money_cols=(1, 2, 3, 4)))
+        story.append(_table(rows, [57 * mm, 24 * mm, 33 * mm, 33 * mm, 27 * mm], money_cols=(1, 2, 3, 4)))
     else:  # one plain line rather than an empty table and chart
         story.append(d.p(w("no_usage")))
     tasks = task_line(d, "user_id = ?", (user_id,), period)
@@ -526,10 +526,10 @@ def _balance_section(d: Doc, figures: dict) -> list:
     for e in figures["entries"]:
         day = w.date(d.local(e["ts"]).date())
         label = w("top_up", date=day) if e["amount_nano"] >= 0 else w("adjustment", date=day)
-        rows.append([label, d.cell(e["note"]), d.usd(e["amount_nano"])])
+        rows.append([d.cell(label), d.cell(e["note"]), d.usd(e["amount_nano"])])  # a long date wraps, not overlaps the note
     rows.append([w("usage"), "", w.money(-convert(figures["usage"], d.rate))])
     rows.append([w("closing_balance"), "", d.usd(figures["closing"])])
-    table = _table(rows, [50 * mm, 94 * mm, 30 * mm], header=False, money_cols=(2,), total=8.5)
+    table = _table(rows, [64 * mm, 80 * mm, 30 * mm], header=False, money_cols=(2,), total=8.5)
     return [d.p(w("prepaid_balance"), "h2"), table, d.p(w("balance_note"), "small")]
 
 

@@ -321,3 +321,16 @@ def test_the_notices_and_the_documents_write_money_by_one_rule():
     assert words.money(Decimal("-1.75"), "de") == "-1,75\u00a0$" and words.money(Decimal("-1.75"), "en") == "-$1.75"
     assert words.money(Decimal("9.00"), "de", "EUR") == "9,00\u00a0€" and words.money(Decimal("9.00"), "en", "EUR") == "€9.00"
     assert words.money(Decimal("3.35"), "fr", "CHF") == "3,35\u00a0CHF" and words.percent(Decimal("13.66"), "fr") == "13,7\u202f%"
+
+
+@pytest.mark.parametrize("lang, headings", [("en", ("Answers", "Input tokens", "Output tokens")), ("de", ("Antworten", "Eingabe-Tokens", "Ausgabe-Tokens")),
+                                            ("es", ("Respuestas",)), ("fr", ("Réponses",))])
+def test_long_model_ids_and_headings_are_never_broken_inside_a_word(data_dir, monkeypatch, lang, headings):
+    app, client, admin = make_app(data_dir, monkeypatch, METER_LANGUAGE=lang, METER_BALANCES_ENABLED="true")
+    answer(client, "long", ADA, 1.5, model="meta-llama/llama-3.3-70b-instruct")
+    assert client.post(f"/api/v1/users/{ADA['id']}/topups", json={"amount_usd": 10, "note": "Q4"}, headers=admin).status_code == 201
+    content = pdf_text(client.get(f"/api/v1/reports/user/{ADA['id']}.pdf?month=2026-11", headers=admin).data)
+    assert "meta-llama/llama-3.3-70b-instruct" in content
+    for heading in headings:
+        assert heading in content, heading
+    app.config["METER"].stop()
