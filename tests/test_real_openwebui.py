@@ -220,7 +220,7 @@ class Scenario:
     def web_body(self, chat: dict, messages: list, answer_id: str, user_message: dict, tasks: dict) -> dict:
         """The body the web UI's Chat.svelte posts to /api/chat/completions."""
         body = {
-            "stream": True, "model": chat["model"], "messages": messages, "params": {}, "tool_ids": [], "tool_servers": [],
+            "stream": True, "model": chat["model"], "params": {}, "tool_ids": [], "tool_servers": [],
             "features": {"voice": False, "image_generation": False, "code_interpreter": False, "web_search": False},
             "variables": {"{{USER_NAME}}": "", "{{CURRENT_DATE}}": time.strftime("%Y-%m-%d")},
             "session_id": chat["socket"].sid, "id": answer_id, "parent_id": user_message["parentId"],
@@ -228,8 +228,9 @@ class Scenario:
         }
         if chat["id"] is not None:
             body["chat_id"] = chat["id"]
-        if self.v06:  # 0.6's Chat.svelte names the user message as the parent
-            body["parent_id"], body["parent_message"] = user_message["id"], user_message
+        if self.v06:  # 0.6's Chat.svelte sends the chat's messages and names the user message as the parent
+            body["messages"], body["parent_id"], body["parent_message"] = messages, user_message["id"], user_message
+        # 0.12's sends no messages for a saved chat: Open WebUI reads them from its database
         return body
 
     def create_chat_06(self, chat: dict, user_message: dict, answer: dict) -> str:
