@@ -6,12 +6,13 @@ the test starts the fake OpenRouter, a real meter (``python -m owui_meter serve`
 WebUI (offline, on loopback, a fresh data directory), installs the plugin over Open WebUI's REST
 API as an admin would, and drives what people do: API calls streamed and not, web-UI chats the
 way the browser sends them (socket.io session, background tasks: title, tags, follow-ups; on 0.6
-the browser's ``/api/chat/completed``), a follow-up question, a "Continue", and a second user.
+the browser's ``/api/chat/completed``), a follow-up question, a "Continue", an answer stopped
+half-way, and a second user.
 Then every generation the fake made is looked up in the meter's ledger:
 
 - ``plugin``: Open WebUI talks to the fake directly; only the plugin reports. What it captures is
-  what the README's support matrix says, no more and no less (tasks never; on 0.6 no
-  non-streamed API call).
+  what the README's support matrix says, no more and no less (tasks never, nor a stopped answer;
+  on 0.6 no non-streamed API call).
 - ``plugin+passthrough``: Open WebUI's connection goes through the meter (``METER_PASSTHROUGH``;
   on 0.12 users are named by the signed JWT); every generation is billed once.
 - ``passthrough``: no plugin; every generation is still billed once.
@@ -32,21 +33,12 @@ import uuid
 
 import pytest
 import requests
+
 from conftest import JWT_SECRET, free_port
 from fake_openrouter import FakeOpenRouter
-from real_openwebui.openwebui import (
-    INSTALLER,
-    Client,
-    OpenWebUI,
-    Socket,
-    install_plugin,
-    installed_version,
-    sign_in,
-    sign_up_admin,
-    venv_path,
-)
-
 from owui_meter.auth import create_token
+from real_openwebui.openwebui import (INSTALLER, Client, OpenWebUI, Socket, install_plugin, installed_version, sign_in,
+                                      sign_up_admin, venv_path)
 
 ENABLED = os.environ.get("OWUI_METER_REAL_OPENWEBUI") == "1"
 pytestmark = pytest.mark.skipif(not ENABLED, reason="real Open WebUI test: set OWUI_METER_REAL_OPENWEBUI=1 "
@@ -67,7 +59,7 @@ SETTLE_TIMEOUT = 240  # seconds for Open WebUI's background tasks and the meter'
 
 class RecordingOpenRouter(FakeOpenRouter):
     """The project's fake OpenRouter, plus a list of the generations its chat completions made,
-    each with the request that made it (headers and body)."""
+    each with the request body that made it."""
 
     def __init__(self, api_key: str):
         super().__init__(api_key)
@@ -75,7 +67,7 @@ class RecordingOpenRouter(FakeOpenRouter):
         self._request = threading.local()
 
     def _post_chat(self, query, body, headers=None):
-        self._request.current = (dict(headers.items()) if headers is not None else {}, body)
+        self._request.current = body
         try:
             return super()._post_chat(query, body, headers)
         finally:
@@ -86,8 +78,7 @@ class RecordingOpenRouter(FakeOpenRouter):
         current = getattr(self._request, "current", None)
         if current is not None:  # made by a chat completion, not registered by a test
             with self.lock:
-                self.made.append({"id": gen_id, "cost": total_cost, "model": kw.get("model"), "headers": current[0],
-                                  "request": json.loads(current[1])})
+                self.made.append({"id": gen_id, "cost": total_cost, "model": kw.get("model"), "request": json.loads(current)})
         return record
 
     def generations_made(self) -> list[dict]:
@@ -103,8 +94,8 @@ def nano(usd: float) -> int:
 def describe(generation: dict, step: dict, users: dict) -> dict:
     """What a generation was: the scenario's step that made it (steps run one after another, each
     until Open WebUI has gone quiet, its background tasks included), so whose and which case, and
-    its kind: ``task`` (a title, tags or follow-ups prompt), ``continue`` (the step "Continue") or
-    ``answer``. Read from the request Open WebUI sent and the test's own steps, not from the user
+    its kind: ``task`` (a title, tags or follow-ups prompt), ``continue`` (the step "Continue"),
+    ``stopped`` (the answer the user stopped half-way) or ``answer``. Read from the request Open WebUI sent and the test's own steps, not from the user
     headers: the pass-through takes those off before OpenRouter sees the request."""
     messages = generation["request"]["messages"]
     last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
@@ -113,7 +104,7 @@ def describe(generation: dict, step: dict, users: dict) -> dict:
     if content.lstrip().startswith(TASK_PREFIX):
         kind = "task"
     else:
-        kind = "continue" if step["case"] == "web-continue" else "answer"
+        kind = {"web-continue": "continue", "web-stop": "stopped"}.get(step["case"], "answer")
         assert f"[case={step['case']}]" in content or kind == "continue", f"step {step['case']} made an answer to {content!r}"
     return {**generation, "user": step["user"], "user_id": users[step["user"]], "kind": kind, "case": step["case"],
             "streamed": generation["request"].get("stream") is True, "nano": nano(generation["cost"])}
@@ -127,6 +118,8 @@ def captured_by_mode(version: str, mode: str, g: dict) -> bool:
         return True  # pass-through sees every generation, tasks included
     if g["kind"] == "task":
         return False  # no filter hook sees a task call
+    if g["kind"] == "stopped":
+        return False  # a stopped answer never reaches outlet
     if version.startswith("0.6.") and g["case"].startswith("api") and not g["streamed"]:
         return False  # 0.6 runs only inlet for a non-streamed API call
     return True
@@ -191,7 +184,7 @@ class Scenario:
                                                                   "follow_up_generation": True})
         return chat
 
-    def ask(self, chat: dict, case: str, content: str, tasks: dict) -> None:
+    def ask(self, chat: dict, case: str, content: str, tasks: dict, stop: bool = False) -> None:
         self.step(case, chat["user"])
         content = f"[case={case}] {content}"
         user_message = {"id": str(uuid.uuid4()), "parentId": chat["history"][-1]["id"] if chat["history"] else None,
@@ -204,7 +197,7 @@ class Scenario:
         messages = [{"id": m["id"], "role": m["role"], "content": m["content"]} for m in chat["history"] + [user_message]]
         body = self.web_body(chat, messages, answer["id"], user_message, tasks)
         chat["history"] += [user_message, answer]
-        self.complete(chat, body, answer)
+        self.complete(chat, body, answer, stop)
 
     def continue_answer(self, chat: dict) -> None:
         """The "Continue" button: a second completion streamed into the last assistant message."""
@@ -241,42 +234,62 @@ class Scenario:
             "messages": [user_message, answer], "tags": [], "timestamp": int(time.time() * 1000)}})
         return created["id"]
 
-    def complete(self, chat: dict, body: dict, answer: dict) -> None:
+    def complete(self, chat: dict, body: dict, answer: dict, stop: bool = False) -> None:
         """Post the completion, wait for the answer over socket.io (as the browser does), and on 0.6
-        post /api/chat/completed with the answer and its usage, which is where 0.6 runs outlet."""
+        post /api/chat/completed with the answer and its usage, which is where 0.6 runs outlet.
+        ``stop``: press "Stop" once the answer has begun (the browser stops the chat's task)."""
         socket = chat["socket"]
         reply = chat["client"].post("/api/chat/completions", body)
         if chat["id"] is None:
             chat["id"] = reply["chat_id"]
         usage, content = None, answer["content"]
 
-        def done(event: dict) -> bool:
+        def event_for_answer(event: dict) -> dict | None:
             nonlocal usage, content
-            if event.get("message_id") != answer["id"]:
-                return False
             data = event.get("data") or {}
+            if event.get("message_id") != answer["id"]:
+                return None
             if data.get("type") == "chat:message:error":
                 raise AssertionError(f"Open WebUI reported an error: {data}")
             if data.get("type") != "chat:completion":
-                return False
+                return None  # titles, tags, follow-ups, status lines
             payload = data.get("data") or {}
+            if payload.get("error"):
+                raise AssertionError(f"Open WebUI reported an error: {payload}")
             if isinstance(payload.get("usage"), dict):
                 usage = payload["usage"]
             if isinstance(payload.get("content"), str):
                 content = payload["content"]
-            if payload.get("error"):
-                raise AssertionError(f"Open WebUI reported an error: {payload}")
-            return payload.get("done") is True
+            return payload
 
-        socket.wait_for(done)
+        finished = True
+        if stop:
+            made = len(self.fake.generations_made())
+            self.wait_until(lambda: len(self.fake.generations_made()) > made)  # OpenRouter has begun the answer
+            time.sleep(1.0)  # a few words of it streamed
+            task_id = reply["task_ids"][0] if "task_ids" in reply else reply["task_id"]
+            chat["client"].post(f"/api/tasks/stop/{task_id}")
+            try:  # the browser posts /api/chat/completed only if a "done" still comes
+                socket.wait_for(lambda e: (event_for_answer(e) or {}).get("done") is True, timeout=10)
+            except AssertionError:
+                finished = False
+        else:
+            socket.wait_for(lambda e: (event_for_answer(e) or {}).get("done") is True)
         answer["content"] = content
         if usage is not None:
             answer["usage"] = usage
-        if self.v06:
+        if self.v06 and finished:
             messages = [{k: m[k] for k in ("id", "role", "content", "timestamp", "usage") if k in m} for m in chat["history"]]
             chat["client"].post("/api/chat/completed", {"model": chat["model"], "messages": messages, "chat_id": chat["id"],
                                                         "session_id": socket.sid, "id": answer["id"]})
         self.wait_quiet()
+
+    def wait_until(self, condition, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f} s")
+            time.sleep(0.1)
 
     def wait_quiet(self, quiet: float = 4.0, timeout: float = SETTLE_TIMEOUT) -> None:
         """Until Open WebUI has made no OpenRouter call for ``quiet`` seconds (its background tasks
@@ -305,6 +318,11 @@ class Scenario:
             chat = self.new_chat(self.ada_web, ada_socket, ADA_MODEL, "web")
             self.ask(chat, "web-followup", "And a follow-up question.", {"follow_up_generation": True})
             self.continue_answer(chat)
+            self.fake.stream_delay = 0.5  # an answer slow enough to be stopped half-way
+            try:
+                self.ask(chat, "web-stop", "A long answer, please.", {"follow_up_generation": True}, stop=True)
+            finally:
+                self.fake.stream_delay = 0.0
             self.new_chat(self.bob_web, bob_socket, BOB_MODEL, "web-bob")
         finally:
             ada_socket.close()
@@ -474,7 +492,7 @@ def tabulate(version: str, mode: str, made: list[dict], matches: dict) -> str:
     """One line per kind of generation: made, billed, to the right user, cost confirmed, doubled."""
     lines = ["| Open WebUI | mode | kind | made | billed | right user | cost confirmed | doubled |",
              "|---|---|---|---|---|---|---|---|"]
-    for kind in ("answer", "task", "continue", "all"):
+    for kind in ("answer", "task", "continue", "stopped", "all"):
         rows = [(g, matches[g["id"]]) for g in made if kind in ("all", g["kind"])]
         lines.append("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
             version, mode, kind, len(rows), sum(1 for g, found in rows if found),
