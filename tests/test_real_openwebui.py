@@ -51,7 +51,7 @@ FORWARD_SECRET = "owui-forward-secret-0123456789-0123456789"
 ADA_MODEL = "openai/gpt-4o-mini"
 BOB_MODEL = "anthropic/claude-3.5-haiku"
 TASK_PREFIX = "### Task:"
-SETTLE_TIMEOUT = 240  # seconds for Open WebUI's background tasks and the meter's work to finish
+SETTLE_TIMEOUT = 120  # seconds for Open WebUI's background tasks and the meter's work to finish
 
 
 # --- the fake OpenRouter, remembering which request made which generation -------------------------
