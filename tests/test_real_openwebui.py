@@ -7,7 +7,7 @@ WebUI (offline, on loopback, a fresh data directory), installs the plugin over O
 API as an admin would, and drives what people do: API calls streamed and not, web-UI chats the
 way the browser sends them (socket.io session, background tasks: title, tags, follow-ups; on 0.6
 the browser's ``/api/chat/completed``), a follow-up question, a "Continue", an answer stopped
-half-way, and a second user.
+half-way, a second user and a "Regenerate" of their answer, and a temporary chat.
 Then every generation the fake made is looked up in the meter's ledger:
 
 - ``plugin``: Open WebUI talks to the fake directly; only the plugin reports. What it captures is
@@ -105,7 +105,7 @@ def describe(generation: dict, step: dict, users: dict) -> dict:
         kind = "task"
     else:
         kind = {"web-continue": "continue", "web-stop": "stopped"}.get(step["case"], "answer")
-        assert f"[case={step['case']}]" in content or kind == "continue", f"step {step['case']} made an answer to {content!r}"
+        assert f"[case={step['tag']}]" in content, f"step {step['case']} made an answer to {content!r}"
     return {**generation, "user": step["user"], "user_id": users[step["user"]], "kind": kind, "case": step["case"],
             "streamed": generation["request"].get("stream") is True, "nano": nano(generation["cost"])}
 
@@ -154,9 +154,10 @@ class Scenario:
         self.bob_web = Client(openwebui.url, bob["token"])
         self.steps: list[dict] = []  # each step: its case, whose, and the fake's first generation index
 
-    def step(self, case: str, user: str) -> None:
-        """What follows is this step's: every generation until the next step begins."""
-        self.steps.append({"case": case, "user": user, "first": len(self.fake.generations_made())})
+    def step(self, case: str, user: str, tag: str | None = None) -> None:
+        """What follows is this step's: every generation until the next step begins. ``tag``: the
+        case its answer's last user message carries (another step's, for a Continue or a Regenerate)."""
+        self.steps.append({"case": case, "user": user, "tag": tag or case, "first": len(self.fake.generations_made())})
 
     def step_of(self, index: int) -> dict:
         return [s for s in self.steps if s["first"] <= index][-1]
@@ -176,12 +177,16 @@ class Scenario:
 
     # web chats
 
-    def new_chat(self, client: Client, socket: Socket, model: str, case: str) -> dict:
-        """A new chat's first message, with the background tasks the web UI asks for."""
+    def new_chat(self, client: Client, socket: Socket, model: str, case: str, temporary: bool = False) -> dict:
+        """A new chat's first message, with the background tasks the web UI asks for. A temporary
+        chat is never saved: its id is made from the socket's, and it gets no title or tags."""
         chat = {"id": None, "model": model, "history": [], "client": client, "socket": socket,
-                "user": "bob" if client is self.bob_web else "ada"}
-        self.ask(chat, case, "Hello from the web UI.", {"title_generation": True, "tags_generation": True,
-                                                                  "follow_up_generation": True})
+                "user": "bob" if client is self.bob_web else "ada", "temporary": temporary}
+        tasks = {"title_generation": True, "tags_generation": True, "follow_up_generation": True}
+        if temporary:
+            chat["id"] = ("local:" if self.v06 else "temporary:") + socket.sid
+            tasks = {"follow_up_generation": True}
+        self.ask(chat, case, "Hello from the web UI.", tasks)
         return chat
 
     def ask(self, chat: dict, case: str, content: str, tasks: dict, stop: bool = False) -> None:
@@ -201,13 +206,29 @@ class Scenario:
 
     def continue_answer(self, chat: dict) -> None:
         """The "Continue" button: a second completion streamed into the last assistant message."""
-        self.step("web-continue", chat["user"])
+        self.step("web-continue", chat["user"], tag="web-followup")
         answer = chat["history"][-1]
         user_message = chat["history"][-2]
         messages = [{"id": m["id"], "role": m["role"], "content": m["content"]} for m in chat["history"]]
         body = self.web_body(chat, messages, answer["id"], user_message, {"follow_up_generation": True})
         if not self.v06:
             body["assistant_message_id"] = answer["id"]  # 0.12's Chat.svelte: continueResponse
+        self.complete(chat, body, answer)
+
+    def regenerate(self, chat: dict) -> None:
+        """The "Regenerate" button: a new answer (a new message) to the same user message."""
+        user_message = chat["history"][-2]
+        self.step("web-regenerate", chat["user"], tag=user_message["content"].split("[case=", 1)[1].split("]", 1)[0])
+        answer = {"id": str(uuid.uuid4()), "parentId": user_message["id"], "role": "assistant", "content": "",
+                  "model": chat["model"], "timestamp": int(time.time())}
+        user_message["childrenIds"] = [*user_message["childrenIds"], answer["id"]]
+        chat["history"] = chat["history"][:-1]  # the new answer's branch
+        messages = [{"id": m["id"], "role": m["role"], "content": m["content"]} for m in chat["history"]]
+        tasks = {"follow_up_generation": True}
+        if user_message["parentId"] is None:  # the chat's first answer: both versions ask for its title and tags again
+            tasks = {"title_generation": True, "tags_generation": True, **tasks}
+        body = self.web_body(chat, messages, answer["id"], user_message, tasks)
+        chat["history"].append(answer)
         self.complete(chat, body, answer)
 
     def web_body(self, chat: dict, messages: list, answer_id: str, user_message: dict, tasks: dict) -> dict:
@@ -223,7 +244,8 @@ class Scenario:
             body["chat_id"] = chat["id"]
         if self.v06:  # 0.6's Chat.svelte sends the chat's messages and names the user message as the parent
             body["messages"], body["parent_id"], body["parent_message"] = messages, user_message["id"], user_message
-        # 0.12's sends no messages for a saved chat: Open WebUI reads them from its database
+        elif chat["temporary"]:  # 0.12's sends them only for a temporary chat; a saved one's it reads from its database
+            body["messages"] = messages
         return body
 
     def create_chat_06(self, chat: dict, user_message: dict, answer: dict) -> str:
@@ -323,7 +345,9 @@ class Scenario:
                 self.ask(chat, "web-stop", "A long answer, please.", {"follow_up_generation": True}, stop=True)
             finally:
                 self.fake.stream_delay = 0.0
-            self.new_chat(self.bob_web, bob_socket, BOB_MODEL, "web-bob")
+            bob_chat = self.new_chat(self.bob_web, bob_socket, BOB_MODEL, "web-bob")
+            self.regenerate(bob_chat)
+            self.new_chat(self.ada_web, ada_socket, ADA_MODEL, "web-temporary", temporary=True)
         finally:
             ada_socket.close()
             bob_socket.close()
@@ -437,7 +461,7 @@ def test_every_generation_is_billed_once(version, mode, fake, meter_process, tmp
         answers = [g for g in made if g["case"] == step["case"] and g["kind"] != "task"]
         tasks = [g for g in made if g["case"] == step["case"] and g["kind"] == "task"]
         assert len(answers) == 1, (step, answers)
-        assert len(tasks) >= (3 if step["case"] in ("web", "web-bob") else 0), (step, tasks)
+        assert len(tasks) >= (3 if step["case"] in ("web", "web-bob", "web-regenerate") else 0), (step, tasks)
 
     expected = [g for g in made if captured_by_mode(version, mode, g)]
     with_ids = {g["id"] for g in expected if g["streamed"] or passthrough}  # a non-streamed call's id reaches only the pass-through
