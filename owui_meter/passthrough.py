@@ -25,7 +25,8 @@ it. All of this happens in the one writer, so the orders cannot race:
 
 Non-streamed calls are the exception: the plugin never sees their generation id, so an answer
 without ids claims the one unclaimed generation of the same user, model, token counts and cost
-seen within the window (or is a duplicate of it, once billed on its own).
+seen within the window (or is a duplicate of it, once billed on its own); and when the answer
+arrives first (the capture still in the buffer), the generation goes to it as it is written.
 
 A generation whose request named no user (Open WebUI without ENABLE_FORWARD_USER_INFO_HEADERS)
 can only be billed through an answer that claims it; otherwise it is left ``unattributed``, part of
@@ -258,6 +259,7 @@ class Passthrough(Job):
 
     def _store(self, conn, c: Capture, now: int) -> None:
         owner = conn.execute("SELECT event_id FROM generations WHERE id = ?", (c.gen_id,)).fetchall()
+        event_id = owner[0]["event_id"] if owner else self._answer_reported_first(conn, c, now)
         conn.execute(
             """INSERT OR IGNORE INTO passthrough_generations (id, ts, user_id, chat_id, model, streamed, task,
                    prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens, inline_cost_nano, byok,
@@ -270,10 +272,32 @@ class Passthrough(Job):
                 "p": c.usage["prompt_tokens"], "c": c.usage["completion_tokens"], "r": c.usage["reasoning_tokens"],
                 "k": c.usage["cached_tokens"], "cost": c.usage["cost_nano"],
                 "byok": int(bool(c.usage.get("byok"))), "provider": c.usage.get("provider_nano"),
-                "state": "claimed" if owner else "waiting", "event_id": owner[0]["event_id"] if owner else None,
+                "state": "claimed" if event_id is not None else "waiting", "event_id": event_id,
                 "due": c.ts + self.window_ms,
             },
         )
+
+    def _answer_reported_first(self, conn, c: Capture, now: int) -> int | None:
+        """The answer this generation belongs to when the plugin reported it before the capture was
+        written, without generation ids (a non-streamed call: the plugin never sees its id): same
+        user, token counts, model and cost, within the window, holding no generation yet. It takes
+        the generation, so the lookup confirms its cost; None when there is no such answer."""
+        if c.user is None or not (c.usage["prompt_tokens"] or c.usage["completion_tokens"]):
+            return None
+        candidates = conn.execute(
+            """SELECT e.id, e.ts, e.model, e.base_model, e.inline_cost_nano FROM events e
+               WHERE e.user_id = ? AND e.prompt_tokens = ? AND e.completion_tokens = ? AND e.ts BETWEEN ? AND ?
+                 AND substr(e.key, 1, ?) != ? AND NOT EXISTS (SELECT 1 FROM generations g WHERE g.event_id = e.id)""",
+            (c.user.id, c.usage["prompt_tokens"], c.usage["completion_tokens"], c.ts - self.window_ms, c.ts + self.window_ms,
+             len(KEY_PREFIX), KEY_PREFIX),
+        ).fetchall()
+        found = sorted((e for e in candidates if same_generation(e, c.model, c.usage["cost_nano"])), key=lambda e: abs(e["ts"] - c.ts))
+        if not found:
+            return None
+        event_id = found[0]["id"]
+        conn.execute("INSERT INTO generations (id, event_id, created, next_try) VALUES (?, ?, ?, ?)", (c.gen_id, event_id, now, now))
+        conn.execute("UPDATE events SET lookup_state = 'pending' WHERE id = ? AND lookup_state = 'none'", (event_id,))
+        return event_id
 
     # --- the window -------------------------------------------------------------------------------
 
@@ -335,15 +359,12 @@ class Passthrough(Job):
                  AND p.state IN ('waiting', 'event')""",
             (event.user.id, event.prompt_tokens, event.completion_tokens, event.ts - self.window_ms, event.ts + self.window_ms),
         ).fetchall()
-        models = {m for m in (event.model, event.base_model) if m}
+        answer = {"model": event.model, "base_model": event.base_model, "inline_cost_nano": event.inline_cost_nano}
 
         def matches(row) -> bool:
             if row["state"] == "waiting" and row["owner"] is not None:
                 return False  # another answer has it
-            if event.inline_cost_nano is not None and row["inline_cost_nano"] is not None and event.inline_cost_nano != row["inline_cost_nano"]:
-                return False
-            # an Open WebUI model id may carry a connection prefix ("prefix.openai/gpt-4o-mini")
-            return any(m == row["model"] or m.endswith("." + row["model"]) for m in models)
+            return same_generation(answer, row["model"], row["inline_cost_nano"])
 
         found = sorted((r for r in rows if matches(r)), key=lambda r: abs(r["ts"] - event.ts))
         if not found:
@@ -373,6 +394,17 @@ class Passthrough(Job):
                          if self.unidentified else None),
             }
         }
+
+
+def same_generation(answer: dict, model: str, cost_nano: int | None) -> bool:
+    """An answer without generation ids (``model``, ``base_model``, ``inline_cost_nano``) and a
+    captured generation with the same user and token counts are one when the models agree (an
+    Open WebUI model id may carry a connection prefix, "prefix.openai/gpt-4o-mini") and so do the
+    costs, where both are known."""
+    cost = answer["inline_cost_nano"]
+    if cost is not None and cost_nano is not None and cost != cost_nano:
+        return False
+    return any(m == model or m.endswith("." + model) for m in (answer["model"], answer["base_model"]) if m)
 
 
 def source_of(row: dict) -> str:

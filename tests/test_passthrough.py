@@ -17,7 +17,7 @@ import jwt
 import pytest
 import requests
 
-from conftest import ADA, API_KEY, BOB, REPO, LiveMeter, make_settings, outlet_body
+from conftest import ADA, API_KEY, BOB, REPO, LiveMeter, assert_invariants, make_settings, outlet_body
 from fake_openrouter import FakeOpenRouter
 from owui_meter import clock, create_app
 from owui_meter.ingest import parse_usage
@@ -477,6 +477,27 @@ def test_non_streamed_answer_without_ids_claims_its_generation_by_what_it_cost(l
                    chat_id="", source="api", timestamp=answered_at)
     assert again["duplicate"] is True and again["event_id"] == owner(live, gen_id_of(late))
     assert len(events(live)) == 3
+
+
+def test_non_streamed_answer_reported_before_its_generation_is_written_takes_it(live, fake, now):
+    """Seen on a real Open WebUI 0.12.4 (tests/test_real_openwebui.py): the plugin's report of a
+    non-streamed call reached the ledger while the pass-through's capture of it still sat in the
+    buffer. The generation must still go to that answer, not become a second charge."""
+    response = chat(live, owui_headers(ADA))
+    other = chat(live, owui_headers(ADA), content="A longer question that costs more")
+    gen_id, used = gen_id_of(response), usage(response)
+    buffered(live)  # captured, not yet written: the answer gets there first
+    answer = outlet(live, "msg_api", [], cost=used["cost"], prompt=used["prompt_tokens"], completion=used["completion_tokens"],
+                    chat_id="", source="api")
+    assert answer["duplicate"] is False and owner(live, gen_id) is None
+    settle(live, now)
+    assert owner(live, gen_id) == answer["event_id"]
+    rows = events(live)
+    assert sorted(e["key"] for e in rows) == sorted(["msg_api", f"passthrough:{gen_id_of(other)}"])
+    billed = next(e for e in rows if e["key"] == "msg_api")
+    assert billed["cost_nano"] == fake_cost(fake, gen_id) and billed["lookup_state"] == "pending"  # the lookup confirms it
+    assert sum(e["cost_nano"] for e in rows) == fake_cost(fake, gen_id) + fake_cost(fake, gen_id_of(other))
+    assert_invariants(live.meter)
 
 
 def test_without_the_plugin_every_generation_is_billed_once_to_its_user(live, fake, now):
