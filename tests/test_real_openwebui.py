@@ -95,8 +95,9 @@ def describe(generation: dict, step: dict, users: dict) -> dict:
     """What a generation was: the scenario's step that made it (steps run one after another, each
     until Open WebUI has gone quiet, its background tasks included), so whose and which case, and
     its kind: ``task`` (a title, tags or follow-ups prompt), ``continue`` (the step "Continue"),
-    ``stopped`` (the answer the user stopped half-way) or ``answer``. Read from the request Open WebUI sent and the test's own steps, not from the user
-    headers: the pass-through takes those off before OpenRouter sees the request."""
+    ``stopped`` (the answer the user stopped half-way) or ``answer``. Read from the request Open
+    WebUI sent and the test's own steps, not from the user headers: the pass-through takes those
+    off before OpenRouter sees the request."""
     messages = generation["request"]["messages"]
     last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
     content = last_user.get("content")
@@ -119,7 +120,7 @@ def captured_by_mode(version: str, mode: str, g: dict) -> bool:
     if g["kind"] == "task":
         return False  # no filter hook sees a task call
     if g["kind"] == "stopped":
-        return False  # a stopped answer never reaches outlet
+        return False  # no outlet runs for it (and 0.6's browser posts no /api/chat/completed)
     if version.startswith("0.6.") and g["case"].startswith("api") and not g["streamed"]:
         return False  # 0.6 runs only inlet for a non-streamed API call
     return True
