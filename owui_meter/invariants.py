@@ -182,22 +182,23 @@ def _rollups(db) -> list[str]:
         period = when.split()[-1]  # day, or month of the day
         expected = {(r[period], *(r[c] for c in columns)): r for r in db.query(f"SELECT {when}, {keys}, {sums} FROM usage_daily GROUP BY 1, {keys}")}
         kept = {(r[period], *(r[c] for c in columns)): r for r in db.query(f"SELECT * FROM {table}")}
-        zero = dict.fromkeys(ROLLUP_COLUMNS, 0)
-        for key in sorted(set(expected) | set(kept)):
-            want, have = expected.get(key, zero), kept.get(key, zero)
-            for c in ROLLUP_COLUMNS:
-                if want[c] != have[c]:
-                    problems.append(f"{table} {key[0]} {keys} {key[1:]!r}: {c} {have[c]} ≠ daily totals {want[c]}")
+        problems += _differences(expected, kept, ROLLUP_COLUMNS, lambda key, c, have, want: f"{table} {key[0]} {keys} {key[1:]!r}: {c} {have} ≠ daily totals {want}")
     expected = {(r["cost_source"], r["pending"], r["quarter"]): r for r in db.query(
         """SELECT cost_source, lookup_state = 'pending' AS pending, ts / 900000 AS quarter, count(*) AS answers, sum(prompt_tokens) AS prompt_tokens,
                   sum(completion_tokens) AS completion_tokens, sum(cost_nano) AS cost_nano FROM events GROUP BY 1, 2, 3""")}
     kept = {(r["cost_source"], r["pending"], r["quarter"]): r for r in db.query("SELECT * FROM events_cost_quarter")}
-    zero = dict.fromkeys(QUARTER_COLUMNS, 0)
+    problems += _differences(expected, kept, QUARTER_COLUMNS, lambda key, c, have, want:
+                             f"events_cost_quarter {key[0]}{' pending' if key[1] else ''} quarter {key[2]}: {c} {have} ≠ events {want}")
+    return problems
+
+
+def _differences(expected: dict, kept: dict, columns, describe) -> list[str]:
+    """Every column that differs between two tables of sums keyed alike (a missing row counts as zeros)."""
+    zero = dict.fromkeys(columns, 0)
+    problems = []
     for key in sorted(set(expected) | set(kept)):
         want, have = expected.get(key, zero), kept.get(key, zero)
-        for c in QUARTER_COLUMNS:
-            if want[c] != have[c]:
-                problems.append(f"events_cost_quarter {key[0]}{' pending' if key[1] else ''} quarter {key[2]}: {c} {have[c]} ≠ events {want[c]}")
+        problems += [describe(key, c, have[c], want[c]) for c in columns if want[c] != have[c]]
     return problems
 
 
