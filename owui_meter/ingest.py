@@ -186,6 +186,8 @@ def _timestamp_ms(value, received_ms: int) -> tuple[int, bool]:
     if isinstance(value, bool):
         raise BadInput("timestamp must be unix seconds or an ISO 8601 string")
     if isinstance(value, (int, float)):
+        if not -1e15 < value < 1e15:  # no time anyone bills on, and 1e308 * 1000 would not even be a number
+            return received_ms, True
         ms = int(value * 1000) if value < 1e11 else int(value)  # seconds, or already ms
     elif isinstance(value, str):
         try:

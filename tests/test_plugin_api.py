@@ -281,6 +281,11 @@ def test_an_answer_older_than_seven_days_is_recorded_now_and_the_reply_says_so(c
     assert row["ts"] == row["received"] == 1_800_000_000_250
     ahead = client.post("/api/v1/outlet", json=outlet_body(key="ahead", timestamp="2027-01-15T09:00:00Z"), headers=plugin_headers).get_json()
     assert ahead["timestamp_adjusted"] is True and ahead["timestamp_original"] == "2027-01-15T09:00:00Z"
+    # numbers too large for any clock (1e308 seconds overflowed to infinity and answered 500)
+    for n, absurd in enumerate((1e308, -1e308, 10**30, 1e15)):
+        far = client.post("/api/v1/outlet", json=outlet_body(key=f"far-{n}", timestamp=absurd), headers=plugin_headers)
+        assert far.status_code == 202 and far.get_json()["timestamp_adjusted"] is True, (absurd, far.get_json())
+        assert far.get_json()["timestamp"] == "2027-01-15T08:00:00.250Z"
     recent = client.post("/api/v1/outlet", json=outlet_body(key="recent", timestamp=1_800_000_000 - 6 * 86400), headers=plugin_headers).get_json()
     assert recent["timestamp_adjusted"] is False and "timestamp_original" not in recent
     assert recent["timestamp"] == "2027-01-09T08:00:00.000Z"
