@@ -288,6 +288,12 @@ def record_many(meter, user, n, cost_nano, days_ago=5):
     meter.ledger.record_many(batch)
 
 
+def numbered_users(meter, numbers):
+    """User 000, User 001, …: one answer each, user i costing $0.01 × (i + 1)."""
+    for i in numbers:
+        record_many(meter, {"id": f"user-{i:03}", "email": f"user{i}@example.com", "name": f"User {i:03}", "role": "user"}, 1, (i + 1) * 10_000_000)
+
+
 def test_documents_use_plain_words_counts_and_plurals(seeded):
     app, client, admin = seeded
     meter = app.config["METER"]
@@ -376,8 +382,7 @@ def test_without_sender_settings_there_is_no_sender_and_no_due_date(data_dir, mo
 def test_every_page_of_a_long_summary_is_numbered(data_dir, monkeypatch):
     app, client, admin = make_app(data_dir, monkeypatch)
     meter = app.config["METER"]
-    for i in range(90):
-        record_many(meter, {"id": f"user-{i:03}", "email": f"user{i}@example.com", "name": f"User {i:03}", "role": "user"}, 1, (i + 1) * 10_000_000)
+    numbered_users(meter, range(90))
     pages = page_texts(client.get("/api/v1/reports/summary.pdf?month=2026-11", headers=admin).data)
     assert len(pages) >= 2
     assert [re.search(r"Page (\d+) of (\d+)", p).groups() for p in pages] == [(str(i), str(len(pages))) for i in range(1, len(pages) + 1)]
@@ -389,11 +394,10 @@ def test_the_notes_stay_together_on_one_page_whatever_the_length(data_dir, monke
     last page holding one lone note."""
     app, client, admin = make_app(data_dir, monkeypatch)
     meter = app.config["METER"]
-    for i in range(20):
-        record_many(meter, {"id": f"user-{i:03}", "email": f"user{i}@example.com", "name": f"User {i:03}", "role": "user"}, 1, (i + 1) * 10_000_000)
+    numbered_users(meter, range(20))
     layouts = set()
     for i in range(20, 40):
-        record_many(meter, {"id": f"user-{i:03}", "email": f"user{i}@example.com", "name": f"User {i:03}", "role": "user"}, 1, (i + 1) * 10_000_000)
+        numbered_users(meter, [i])
         pages = page_texts(client.get("/api/v1/reports/summary.pdf?month=2026-11", headers=admin).data)
         first = [n for n, p in enumerate(pages) if "of the usage was confirmed" in p]
         last = [n for n, p in enumerate(pages) if "Amounts are rounded to the cent" in p]
@@ -424,8 +428,7 @@ def test_summary_has_a_fees_column_only_when_fees_are_configured(data_dir, monke
 def test_long_tables_repeat_their_header_and_leave_no_row_alone(data_dir, monkeypatch):
     app, client, admin = make_app(data_dir, monkeypatch)
     meter = app.config["METER"]
-    for i in range(90):
-        record_many(meter, {"id": f"user-{i:03}", "email": f"user{i}@example.com", "name": f"User {i:03}", "role": "user"}, 1, (i + 1) * 10_000_000)
+    numbered_users(meter, range(90))
     pages = page_texts(client.get("/api/v1/reports/summary.pdf?month=2026-11", headers=admin).data)
     assert len(pages) >= 2
     assert pages[0].count("User Answers Usage Total due") == 1 and pages[1].startswith("User Answers Usage Total due User ")
