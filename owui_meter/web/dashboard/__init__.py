@@ -12,7 +12,6 @@ from flask import Blueprint, request, url_for
 
 from ... import __version__
 from ...errors import BadInput
-from ...ledger import UNATTRIBUTED, user_rows_sql
 from ...periods import PRESETS, Period, next_month, parse_date
 from ..charts import OTHERS, TOP_SERIES, model_label
 from ..params import meter, period_from_request
@@ -80,27 +79,15 @@ def change(now: int, before: int) -> dict:
     return {"percent": percent, "word": f"{percent:+d}%"}
 
 
-def totals(period: Period, user_id: str | None = None) -> dict:
-    """The period's cost, confirmed part, answers, tokens and active users (of one user, or all).
-
-    Read from the rollups: days × sources for everyone, days for one user, however many answers."""
-    db = meter().db
-    if user_id:
-        table, where, params = "usage_day_user", "user_id = ? AND ", (user_id,)
-    else:
-        table, where, params = "usage_day_source", "", ()
-    row = db.query_one(
-        f"""SELECT coalesce(sum(cost_nano), 0) AS cost, coalesce(sum(confirmed_cost_nano), 0) AS confirmed,
-                   coalesce(sum(answers), 0) AS answers, coalesce(sum(prompt_tokens), 0) AS prompt,
-                   coalesce(sum(completion_tokens), 0) AS completion
-            FROM {table} WHERE {where}day BETWEEN ? AND ?""",
-        (*params, *period.days),
+def user_totals(period: Period, user_id: str) -> dict:
+    """One user's cost, confirmed part, answers and tokens over the period, from usage_day_user."""
+    return meter().db.query_one(
+        """SELECT coalesce(sum(cost_nano), 0) AS cost, coalesce(sum(confirmed_cost_nano), 0) AS confirmed,
+                  coalesce(sum(answers), 0) AS answers, coalesce(sum(prompt_tokens), 0) AS prompt,
+                  coalesce(sum(completion_tokens), 0) AS completion
+           FROM usage_day_user WHERE user_id = ? AND day BETWEEN ? AND ?""",
+        (user_id, *period.days),
     )
-    # one user's days along their index; everyone's from whole months where the period has them
-    per_user, days = (f"SELECT user_id FROM usage_day_user WHERE {where}day BETWEEN ? AND ?", (*params, *period.days)) if user_id \
-        else user_rows_sql(period.days)
-    row["users"] = db.query_one(f"SELECT count(DISTINCT nullif(user_id, ?)) AS n FROM ({per_user})", (UNATTRIBUTED, *days))["n"]
-    return row
 
 
 def stacked_by_day(period: Period, ranked: list[str], names: dict, user_id: str) -> tuple[list[str], list]:

@@ -18,7 +18,7 @@ from ..access import require_login
 from ..charts import cost_chart, unit
 from ..params import meter
 from ..search import matching_user_ids
-from . import bp, form_error, model_names, picked_period, sort_order, stacked_by_day, totals, url_each
+from . import bp, form_error, model_names, picked_period, sort_order, stacked_by_day, url_each, user_totals
 from .standing import for_user, worst
 
 SORTS = {  # column -> (SQL order, first click descending?)
@@ -84,7 +84,7 @@ def user_page(user_id, error: dict | None = None, status: int = 200):
     return render_template(
         "dashboard/user.html", **picker, person=person, models=models, sources=sources, latest=latest, groups=groups, names=names,
         person_is_user=not is_unattributed(user_id),
-        total=totals(period, user_id),
+        total=user_totals(period, user_id),
         chart=cost_chart(*stacked_by_day(period, [r["model"] for r in models], names, user_id), budget_line=line), chart_unit=unit(period.day_list()),
         standings=standings, headline=worst(standings), balance=m.budgets.balance(m.db.query, user_id), topups=topups,
         balances_on=m.settings.METER_BALANCES_ENABLED, live_links=live_links, error=error, form=request.form if error else {},
